@@ -1,0 +1,1 @@
+"""Buses adapters, chosen by URL scheme or kind."""

@@ -1,0 +1,44 @@
+"""The Bus port: news of committed change sets, carried to every gateway's dispatcher.
+
+The bus only carries news; the store is the source of truth. A consumer that misses a message notices the
+version gap and reads the store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+from sheetstream.core.model import ChangeSet
+
+
+class Delivery:
+    """One message taken from the bus; `ack` once it has been handled."""
+
+    __slots__ = ("changeset",)
+
+    def __init__(self, changeset: ChangeSet) -> None:
+        self.changeset = changeset
+
+    async def ack(self) -> None:
+        """Mark the message handled (a no-op on buses without redelivery)."""
+
+
+class Bus(ABC):
+    """Publish/subscribe of change sets. Every consumer sees every message published after it started."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect; running `consume` iterators end."""
+
+    @abstractmethod
+    async def publish(self, changeset: ChangeSet) -> None:
+        """Send news of a committed change set to every consumer."""
+
+    @abstractmethod
+    def consume(self, consumer: str) -> AsyncIterator[Delivery]:
+        """Messages published from now on, in publish order per source, until the bus closes."""

@@ -1,0 +1,1 @@
+"""Sources adapters, chosen by URL scheme or kind."""

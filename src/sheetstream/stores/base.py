@@ -1,0 +1,128 @@
+"""The Store port: data sources, the latest snapshot and the versioned change log of each source.
+
+The store is the source of truth: a change exists once `commit` has returned.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sheetstream.core.model import ChangeSet, Snapshot, VersionedSnapshot
+
+SourceState = Literal["ok", "error", "paused", "pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How a source's last read went: `state`, the error `message` if any, and since when."""
+
+    state: SourceState = "pending"
+    message: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A configured data source as the store keeps it."""
+
+    id: str
+    name: str | None
+    kind: str
+    config: dict[str, Any]
+    poll_interval_s: float
+    status: SourceStatus
+    created_at: datetime
+    updated_at: datetime
+    epoch: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewSource:
+    """What `create_source` needs; the store assigns id, epoch and timestamps."""
+
+    kind: str
+    config: dict[str, Any]
+    name: str | None = None
+    poll_interval_s: float = 5.0
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesSince:
+    """Answer of `changes_since`: when `recovered` is False the caller must send a snapshot instead."""
+
+    epoch: str
+    version: int
+    recovered: bool
+    changes: list[ChangeSet] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much change history to keep per source: at most `max_changes`, none older than `max_age_s`."""
+
+    max_changes: int = 10_000
+    max_age_s: float = 7 * 24 * 3600.0
+
+
+class Store(ABC):
+    """Persistent state of sources and their change logs."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply schema migrations."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def create_source(self, new: NewSource, *, now: datetime) -> SourceRecord:
+        """Create a source at version 0 with a fresh epoch."""
+
+    @abstractmethod
+    async def get_source(self, source_id: str) -> SourceRecord:
+        """The source; SourceNotFound if absent."""
+
+    @abstractmethod
+    async def list_sources(self, *, limit: int = 100, cursor: str | None = None) -> tuple[list[SourceRecord], str | None]:
+        """Sources ordered by id after `cursor`, and the cursor of the next page (None at the end)."""
+
+    @abstractmethod
+    async def update_source(self, source_id: str, changes: dict[str, Any], *, now: datetime) -> SourceRecord:
+        """Change `name`, `config`, `poll_interval_s` and/or `paused`; SourceNotFound if absent."""
+
+    @abstractmethod
+    async def delete_source(self, source_id: str) -> None:
+        """Delete the source with its snapshot and change log; SourceNotFound if absent."""
+
+    @abstractmethod
+    async def set_status(self, source_id: str, status: SourceStatus) -> None:
+        """Record how the last read went."""
+
+    @abstractmethod
+    async def commit(self, snapshot: Snapshot, changeset: ChangeSet, *, retention: Retention) -> None:
+        """Atomically store the new snapshot and append the change set, then prune the log by `retention`.
+
+        Raises VersionConflict unless changeset.epoch is the source's epoch and changeset.version is head + 1.
+        """
+
+    @abstractmethod
+    async def snapshot(self, source_id: str) -> VersionedSnapshot:
+        """The latest snapshot with its epoch and version (version 0: nothing read yet, no tabs)."""
+
+    @abstractmethod
+    async def changes_since(self, source_id: str, epoch: str, version: int, *, limit: int = 1000) -> ChangesSince:
+        """Change sets after `version`, oldest first, at most `limit`.
+
+        `recovered` is False when the epoch differs, `version` is ahead of the head, or the log no longer holds
+        version + 1 (pruned by retention): the caller then needs a snapshot.
+        """
+
+    @abstractmethod
+    async def reset_history(self, source_id: str, *, now: datetime) -> SourceRecord:
+        """Start a new epoch at version 0 with an empty snapshot and log (clients will get a fresh snapshot)."""
