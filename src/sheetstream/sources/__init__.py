@@ -1,1 +1,1 @@
-"""Sources adapters, chosen by URL scheme or kind."""
+"""Source adapters (file, http_csv, http_json), opened by kind through `registry.open_source(kind, config)`."""
