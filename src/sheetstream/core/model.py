@@ -36,9 +36,20 @@ def trim_row(row: tuple[Cell, ...] | list[Cell]) -> Row:
     return tuple(row[:end])
 
 
+_CELL_TYPES = frozenset({str, int, float, bool})
+
+
+def _normalize_row(row: object) -> Row:
+    # Fast paths: rows from the parsers, `apply` and `diff` are already tuples (or lists) of plain cells.
+    cells = row if type(row) is tuple else tuple(row)  # type: ignore[call-overload]
+    if None not in cells and set(map(type, cells)) <= _CELL_TYPES:
+        return cells if not cells or cells[-1] != EMPTY else trim_row(cells)
+    return trim_row([normalize_cell(c) for c in cells])
+
+
 def normalize_rows(rows: object) -> Rows:
     """Return rows as tuples of Cells with trailing empty cells and trailing empty rows trimmed."""
-    out = [trim_row([normalize_cell(c) for c in row]) for row in rows]  # type: ignore[attr-defined]
+    out = [_normalize_row(row) for row in rows]  # type: ignore[attr-defined]
     while out and not out[-1]:
         out.pop()
     return tuple(out)
