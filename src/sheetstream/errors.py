@@ -35,3 +35,7 @@ class VersionConflict(SheetstreamError):
         self.source_id = source_id
         self.version = version
         self.head = head
+
+
+class StoreError(SheetstreamError):
+    """The store failed (unreachable, locked, out of space, corrupt). The message says which store and why."""

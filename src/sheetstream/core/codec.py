@@ -48,7 +48,8 @@ def op_to_json(op: Op) -> dict[str, Any]:
     for name in op.__dataclass_fields__:
         if name != "op":
             value = getattr(op, name)
-            out[name] = [list(r) for r in value] if name in _ROW_FIELDS else value
+            # Resize.rows is a count, not row data.
+            out[name] = [list(r) for r in value] if name in _ROW_FIELDS and not isinstance(value, int) else value
     return out
 
 

@@ -38,6 +38,7 @@ class SourceRecord:
     updated_at: datetime
     epoch: str
     version: int
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Tests of the bus adapters beyond the shared contract."""
