@@ -1,0 +1,323 @@
+"""The local WebSocket gateway: `/v1/ws` served by this process (embedded and scale-out modes).
+
+- `Connection`: one socket's outgoing side, a bounded queue (`settings.send_queue_size` messages) drained by
+  one writer task. A full queue closes the connection with 4008 "slow consumer"; the client reconnects and
+  resumes with `since`, so nothing is lost, and one slow reader never holds back the others or our memory.
+- `LocalGateway`: the `Gateway` port over the open `Connection`s of this process.
+- `Hub`: owns the subscription table and one `core.protocol.Session` per connection, carries out the
+  sessions' actions, runs store reads as tasks, and takes live changes from the dispatcher (`publish`).
+- `websocket_route(hub)`: the Starlette route to mount in the app.
+
+Mounting: `app.router.routes.append(websocket_route(hub))`. Serve with uvicorn using `ws="websockets-sansio"`,
+`ws_max_size=settings.max_frame_bytes`, `ws_ping_interval=settings.ping_interval_s` and
+`ws_ping_timeout=settings.ping_timeout_s`: uvicorn then closes oversized frames with 1009 and drops dead peers.
+The endpoint checks the frame size itself too, so the limit holds under any ASGI server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from sheetstream.core.model import ChangeSet
+from sheetstream.core.protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_SLOW_CONSUMER,
+    Action,
+    Close,
+    Load,
+    LoadResult,
+    Route,
+    Send,
+    Session,
+    Unroute,
+)
+from sheetstream.core.subscriptions import SubscriptionTable
+from sheetstream.errors import SourceNotFound
+from sheetstream.gateways.base import Gateway
+from sheetstream.runtime.settings import Settings
+from sheetstream.stores.base import Store
+
+log = structlog.get_logger("sheetstream.gateway")
+
+WS_PATH = "/v1/ws"
+
+
+@dataclass(frozen=True, slots=True)
+class _CloseFrame:
+    code: int
+    reason: str
+
+
+class Connection:
+    """The outgoing side of one WebSocket: a bounded queue and the writer task that drains it."""
+
+    def __init__(self, conn_id: str, websocket: WebSocket, queue_size: int) -> None:
+        self.id = conn_id
+        self.websocket = websocket
+        self.close_code: int | None = None
+        self.closing = asyncio.Event()
+        self._queue: asyncio.Queue[str | _CloseFrame] = asyncio.Queue(maxsize=queue_size)
+
+    def push(self, text: str) -> bool:
+        """Queue one text frame; False when the queue is full (the caller closes us as a slow consumer)."""
+        if self.close_code is not None:
+            return True  # closing: frames after the close would never be sent anyway
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
+        """Close after the queued frames (or at once, dropping them); later frames are ignored."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        if drop_queued or self._queue.full():
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self._queue.put_nowait(_CloseFrame(code, reason))
+        self.closing.set()
+
+    async def write_loop(self) -> None:
+        """Send queued frames until a close frame is sent or the socket fails."""
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, _CloseFrame):
+                    await self.websocket.close(item.code, item.reason)
+                    return
+                await self.websocket.send_text(item)
+        except Exception as exc:  # the peer went away mid-send: nothing left to deliver
+            log.debug("websocket write failed", connection=self.id, error=repr(exc))
+
+
+class LocalGateway(Gateway):
+    """The open connections of this process, addressed by id."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, Connection] = {}
+
+    def push(self, conn_id: str, text: str) -> bool:
+        """Queue one frame to a connection now; if its queue is full, close it with 4008 and return False."""
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.push(text):
+            return True
+        log.info("slow consumer closed", connection=conn_id)
+        conn.close(CLOSE_SLOW_CONSUMER, "slow consumer", drop_queued=True)
+        return False
+
+    def close_now(self, conn_id: str, code: int, reason: str, *, drop_queued: bool = False) -> None:
+        """Close a connection after its queued frames (or at once)."""
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            conn.close(code, reason, drop_queued=drop_queued)
+
+    async def deliver(self, connection_ids: Iterable[str], data: bytes) -> None:
+        """Queue `data` to each connection, decoded to text once for all of them."""
+        text = data.decode()
+        for conn_id in connection_ids:
+            self.push(conn_id, text)
+
+    async def close(self, connection_id: str, code: int, reason: str) -> None:
+        """Close a connection after its queued frames."""
+        self.close_now(connection_id, code, reason)
+
+
+class Hub:
+    """Sessions, routing and store reads for every WebSocket connection of this process."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        max_subscriptions: int = 100,
+        page_size: int = 1000,
+        close_timeout_s: float = 5.0,
+    ) -> None:
+        settings = settings or Settings()
+        self.store = store
+        self.gateway = LocalGateway()
+        self.table: SubscriptionTable[str] = SubscriptionTable()
+        self.sessions: dict[str, Session] = {}
+        self.max_frame_bytes = settings.max_frame_bytes
+        self.send_queue_size = settings.send_queue_size
+        self.max_subscriptions = max_subscriptions
+        self.page_size = page_size
+        self.close_timeout_s = close_timeout_s
+        self._ids = itertools.count(1)
+        self._loads: dict[str, set[asyncio.Task[None]]] = {}
+        self._closed = False
+        self._endpoints: set[asyncio.Task[Any]] = set()
+
+    # -- connections --
+
+    def attach(self, websocket: WebSocket) -> Connection:
+        """Register a new socket with a fresh session."""
+        conn = Connection(f"c{next(self._ids)}", websocket, self.send_queue_size)
+        self.gateway.connections[conn.id] = conn
+        self.sessions[conn.id] = Session(max_subscriptions=self.max_subscriptions, page_size=self.page_size)
+        self._loads[conn.id] = set()
+        return conn
+
+    def detach(self, conn_id: str) -> None:
+        """Forget a connection: its socket, routes, session and pending store reads."""
+        self._forget(conn_id)
+        self.gateway.connections.pop(conn_id, None)
+
+    def _forget(self, conn_id: str) -> None:
+        self.table.remove_connection(conn_id)
+        self.sessions.pop(conn_id, None)
+        for task in self._loads.pop(conn_id, set()):
+            task.cancel()
+
+    def receive(self, conn_id: str, text: str | None) -> None:
+        """Handle one client frame (`None` for a binary frame)."""
+        session = self.sessions.get(conn_id)
+        if session is not None:
+            self._execute(conn_id, session.receive(text) if text is not None else session.receive_binary())
+
+    async def publish(self, changeset: ChangeSet, frame: bytes) -> None:
+        """Hand a live change, already encoded once as `frame`, to every session following its source."""
+        text: str | None = None
+        for conn_id in self.table.subscribers(changeset.source):
+            session = self.sessions.get(conn_id)
+            if session is None:
+                continue
+            for action in session.live(changeset, frame):
+                if conn_id not in self.sessions:
+                    break
+                if isinstance(action, Send) and action.data is frame:
+                    text = text if text is not None else frame.decode()
+                    self._push(conn_id, text)  # the same str object for every subscriber
+                else:
+                    self._execute(conn_id, [action])
+        # Let the writers drain their queues between changes, so a burst does not look like slow consumers.
+        await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        """Server shutdown: close every connection with 1001, stop pending reads, wait for the sockets to close."""
+        self._closed = True
+        for conn_id in list(self.gateway.connections):
+            self.gateway.close_now(conn_id, CLOSE_GOING_AWAY, "server shutting down", drop_queued=True)
+        for tasks in self._loads.values():
+            for task in tasks:
+                task.cancel()
+        if self._endpoints:
+            # Each endpoint sends its close frame within close_timeout_s, or gives up on the peer.
+            await asyncio.wait(set(self._endpoints), timeout=self.close_timeout_s + 1.0)
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections."""
+        return len(self.sessions)
+
+    # -- actions --
+
+    def _execute(self, conn_id: str, actions: list[Action]) -> None:
+        # Runs synchronously so that frames reach the queue in exactly the order the session produced them.
+        for action in actions:
+            if conn_id not in self.sessions:
+                return  # closed as a slow consumer by an earlier action
+            if isinstance(action, Send):
+                self._push(conn_id, action.data.decode())
+            elif isinstance(action, Route):
+                self.table.add(conn_id, action.source)
+            elif isinstance(action, Unroute):
+                self.table.remove(conn_id, action.source)
+            elif isinstance(action, Load):
+                self._start_load(conn_id, action)
+            elif isinstance(action, Close):
+                self.gateway.close_now(conn_id, action.code, action.reason)
+
+    def _push(self, conn_id: str, text: str) -> None:
+        if not self.gateway.push(conn_id, text):
+            self._forget(conn_id)  # closed as a slow consumer: stop routing to it and free its session now
+
+    def _start_load(self, conn_id: str, load: Load) -> None:
+        tasks = self._loads.get(conn_id)
+        if tasks is None:
+            return
+        task = asyncio.create_task(self._load(conn_id, load), name=f"load {load.source} for {conn_id}")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _load(self, conn_id: str, load: Load) -> None:
+        result: LoadResult
+        try:
+            if load.since is None:
+                result = await self.store.snapshot(load.source)
+            else:
+                epoch, version = load.since
+                result = await self.store.changes_since(load.source, epoch, version, limit=load.limit)
+        except SourceNotFound as exc:
+            result = exc
+        except Exception as exc:
+            log.warning("store read failed", source=load.source, connection=conn_id, error=repr(exc))
+            result = exc
+        session = self.sessions.get(conn_id)
+        if session is not None:
+            self._execute(conn_id, session.loaded(load, result))
+
+    # -- the endpoint --
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """The ASGI WebSocket endpoint: moves frames between the socket and the connection's session."""
+        await websocket.accept()
+        if self._closed:
+            # Accept first: a close code tells the client to go elsewhere; a refused handshake would not.
+            await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
+        conn = self.attach(websocket)
+        endpoint_task = asyncio.current_task()
+        assert endpoint_task is not None  # ASGI apps always run in a task
+        self._endpoints.add(endpoint_task)
+        reader = asyncio.create_task(self._read_loop(conn), name=f"ws read {conn.id}")
+        writer = asyncio.create_task(conn.write_loop(), name=f"ws write {conn.id}")
+        closing = asyncio.create_task(conn.closing.wait(), name=f"ws closing {conn.id}")
+        try:
+            await asyncio.wait({reader, writer, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if conn.close_code is not None and not writer.done():
+                # We are closing: give the writer a bounded time to send what is queued and the close frame.
+                await asyncio.wait({writer}, timeout=self.close_timeout_s)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                log.error("websocket session failed", connection=conn.id, error=repr(reader.exception()))
+        finally:
+            self.detach(conn.id)
+            self._endpoints.discard(endpoint_task)
+            for task in (reader, writer, closing):
+                task.cancel()
+            await asyncio.gather(reader, writer, closing, return_exceptions=True)
+
+    async def _read_loop(self, conn: Connection) -> None:
+        websocket = conn.websocket
+        while conn.close_code is None:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text: str | None = message.get("text")
+            size = _frame_size(text) if text is not None else len(message.get("bytes") or b"")
+            if size > self.max_frame_bytes:
+                conn.close(CLOSE_MESSAGE_TOO_BIG, "message too big", drop_queued=True)
+                return
+            self.receive(conn.id, text)
+
+
+def _frame_size(text: str) -> int:
+    """The UTF-8 size of `text` (ASCII text, the usual case, is measured without encoding it)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def websocket_route(hub: Hub, path: str = WS_PATH) -> WebSocketRoute:
+    """The Starlette route serving `hub` at `/v1/ws`."""
+    return WebSocketRoute(path, hub.endpoint, name="websocket")
