@@ -9,6 +9,7 @@ from sheetstream.buses.base import Bus
 from sheetstream.stores.base import Retention, Store
 
 if TYPE_CHECKING:
+    from sheetstream.gateways.local import Hub
     from sheetstream.runtime.settings import Settings
 
 
@@ -31,3 +32,5 @@ class Services:
     bus: Bus
     monitor: SourceControl
     retention: Retention
+    hub: Hub | None = None
+    """The local WebSocket gateway, in roles that serve WebSockets."""

@@ -1,0 +1,5 @@
+"""`python -m sheetstream` runs the command line."""
+
+from sheetstream.cli import main
+
+main()

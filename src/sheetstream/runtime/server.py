@@ -1,0 +1,127 @@
+"""The server: REST API, WebSocket gateway, web page, monitor and dispatcher in one process (`sheetstream serve`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from sheetstream.buses.registry import open_bus
+from sheetstream.gateways.local import Hub, websocket_route
+from sheetstream.runtime.dispatcher import Dispatcher
+from sheetstream.runtime.monitor import Monitor
+from sheetstream.runtime.services import Services
+from sheetstream.runtime.settings import Settings
+from sheetstream.stores.base import NewSource
+from sheetstream.stores.registry import open_store
+
+log = structlog.get_logger("sheetstream.server")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DEMO_NAME = "demo"
+
+
+def create_app(services: Services, hub: Hub) -> FastAPI:
+    """The ASGI app: REST routes, `/v1/ws`, and the web page at `/`."""
+    from sheetstream.api import create_api_app
+
+    app = create_api_app(services)
+    app.router.routes.append(websocket_route(hub))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    return app
+
+
+async def ensure_demo_source(services: Services, path: Path) -> str:
+    """Register the demo CSV as a source named "demo" unless it is there already; return its id."""
+    cursor: str | None = None
+    while True:
+        records, cursor = await services.store.list_sources(limit=500, cursor=cursor)
+        for record in records:
+            if record.name == DEMO_NAME:
+                return record.id
+        if cursor is None:
+            break
+    from sheetstream.runtime.monitor import utc_now
+
+    record = await services.store.create_source(
+        NewSource(kind="file", config={"path": str(path.resolve())}, name=DEMO_NAME, poll_interval_s=2.0),
+        now=utc_now(),
+    )
+    return record.id
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, demo_path: Path | None = None) -> AsyncIterator[tuple[FastAPI, Services]]:
+    """Open the store and bus, start monitor and dispatcher, and yield the app; stop everything on exit."""
+    store = open_store(settings.store)
+    bus = open_bus(settings.bus)
+    await store.open()
+    await bus.open()
+    monitor = Monitor(store, bus, retention=settings.retention, backoff_max_s=settings.backoff_max_s)
+    hub = Hub(store, settings)
+    services = Services(
+        settings=settings, store=store, bus=bus, monitor=monitor, retention=settings.retention, hub=hub
+    )
+    dispatcher = Dispatcher(bus, hub)
+    dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+    try:
+        if demo_path is not None:
+            await ensure_demo_source(services, demo_path)
+        await monitor.start()
+        yield create_app(services, hub), services
+    finally:
+        await monitor.stop()
+        await hub.close()
+        dispatch_task.cancel()
+        await asyncio.gather(dispatch_task, return_exceptions=True)
+        await bus.close()
+        await store.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, closing WebSocket clients with 1001 (going away) before it stops."""
+
+    def __init__(self, config: uvicorn.Config, hub: Hub | None) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.hub is not None:
+            await self.hub.close()
+        await super().shutdown(sockets)
+
+
+def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """uvicorn settings carrying the frame limit and keepalive pings of `settings`."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        # Compression would be done per connection for every message: the shared frame is sent as it is.
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ping_interval_s,
+        ws_ping_timeout=settings.ping_timeout_s,
+        log_level=settings.log_level,
+        lifespan="off",
+    )
+
+
+async def serve(settings: Settings, *, demo_path: Path | None = None) -> None:
+    """Run every role in this process until interrupted."""
+    async with running(settings, demo_path=demo_path) as (app, services):
+        server = _Server(uvicorn_config(app, settings), services.hub)
+        log.info("serving", url=f"http://{settings.host}:{settings.port}", store=settings.store, bus=settings.bus)
+        await server.serve()
