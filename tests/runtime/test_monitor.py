@@ -27,7 +27,7 @@ class ScriptedSource(Source):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.answer: Snapshot | None | Exception = None
+        self.answer: Snapshot | Exception | None = None
         self.reads = 0
         self.closed = False
 

@@ -6,9 +6,10 @@ empty cells of a row and trailing empty rows of a tab are trimmed (see `normaliz
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 Cell: TypeAlias = str | int | float | bool
 """A cell value. Empty cells are "" (``None`` from a parser is normalized to "")."""
@@ -39,17 +40,17 @@ def trim_row(row: tuple[Cell, ...] | list[Cell]) -> Row:
 _CELL_TYPES = frozenset({str, int, float, bool})
 
 
-def _normalize_row(row: object) -> Row:
+def _normalize_row(row: Iterable[object]) -> Row:
     # Fast paths: rows from the parsers, `apply` and `diff` are already tuples (or lists) of plain cells.
-    cells = row if type(row) is tuple else tuple(row)  # type: ignore[call-overload]
+    cells: tuple[Any, ...] = row if type(row) is tuple else tuple(row)
     if None not in cells and set(map(type, cells)) <= _CELL_TYPES:
         return cells if not cells or cells[-1] != EMPTY else trim_row(cells)
     return trim_row([normalize_cell(c) for c in cells])
 
 
-def normalize_rows(rows: object) -> Rows:
+def normalize_rows(rows: Iterable[Iterable[object]]) -> Rows:
     """Return rows as tuples of Cells with trailing empty cells and trailing empty rows trimmed."""
-    out = [_normalize_row(row) for row in rows]  # type: ignore[attr-defined]
+    out = [_normalize_row(row) for row in rows]
     while out and not out[-1]:
         out.pop()
     return tuple(out)

@@ -53,7 +53,7 @@ class Backoff:
         """Delay before the next try after one more failure."""
         self.failures += 1
         ceiling = min(self.cap_s, self.base_s * 2 ** (self.failures - 1))
-        return ceiling / 2 + self._rand() * ceiling / 2
+        return float(ceiling / 2 + self._rand() * ceiling / 2)
 
     def reset(self) -> None:
         """Forget past failures."""

@@ -35,5 +35,5 @@ class Source(ABC):
         return
         yield  # pragma: no cover
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional: most sources hold nothing to release)
         """Release resources (HTTP clients, watchers)."""
