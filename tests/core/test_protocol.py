@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sheetstream.core.codec import changeset_to_json
+from sheetstream.core.messages import CLOSE_PROTOCOL_ERROR, encode_change_frame
 from sheetstream.core.model import AddTab, ChangeSet, SetCell, Snapshot, Tab, VersionedSnapshot
 from sheetstream.core.protocol import (
-    CLOSE_PROTOCOL_ERROR,
     TRANSITIONS,
     Action,
     Close,
@@ -22,7 +22,6 @@ from sheetstream.core.protocol import (
     Send,
     Session,
     Unroute,
-    encode_change_frame,
 )
 from sheetstream.errors import SourceNotFound
 from sheetstream.stores.base import ChangesSince

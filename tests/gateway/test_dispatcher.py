@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from sheetstream.buses.base import Bus, Delivery
 from sheetstream.buses.memory import MemoryBus
+from sheetstream.core.messages import encode_change_frame
 from sheetstream.core.model import ChangeSet, SetCell
-from sheetstream.core.protocol import encode_change_frame
 from sheetstream.runtime.dispatcher import Dispatcher
 
 from .conftest import wait_for

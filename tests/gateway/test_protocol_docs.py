@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sheetstream.core import protocol
+from sheetstream.core import messages as protocol
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MESSAGE_TYPES = [

@@ -24,42 +24,26 @@ from typing import Any, Literal, Protocol, TypeAlias
 
 import orjson
 
-from sheetstream.core.codec import changeset_to_json, tabs_to_json
-from sheetstream.core.model import ChangeSet, Snapshot, VersionedSnapshot
+from sheetstream.core.messages import (
+    CLOSE_PROTOCOL_ERROR,
+    ErrorCode,
+    InvalidField,
+    MessageId,
+    Since,
+    encode_change_frame,
+    encode_error,
+    encode_pong,
+    encode_snapshot_message,
+    encode_subscribed,
+    encode_unsubscribed,
+    optional_since,
+    optional_tabs,
+    require_id,
+    require_source,
+    valid_id,
+)
+from sheetstream.core.model import ChangeSet, VersionedSnapshot
 from sheetstream.errors import SourceNotFound
-
-# --- close codes ---------------------------------------------------------------------------------------------
-
-CLOSE_GOING_AWAY = 1001
-"""The server is shutting down; reconnect (elsewhere) and resume with `since`."""
-CLOSE_MESSAGE_TOO_BIG = 1009
-"""A client frame exceeded the server's max frame size."""
-CLOSE_PROTOCOL_ERROR = 4000
-"""Too many consecutive protocol errors."""
-CLOSE_UNAUTHORIZED = 4001
-CLOSE_FORBIDDEN_SOURCE = 4003
-CLOSE_SLOW_CONSUMER = 4008
-"""The client read too slowly and its outgoing queue filled; reconnect and resume with `since`."""
-CLOSE_RATE_LIMITED = 4029
-
-ErrorCode = Literal[
-    "bad_json",
-    "unknown_type",
-    "invalid_message",
-    "unknown_source",
-    "not_subscribed",
-    "already_subscribed",
-    "too_many_subscriptions",
-    "unavailable",
-]
-
-MessageId: TypeAlias = str | int
-Since: TypeAlias = tuple[str, int]
-"""(epoch, version) a client already holds."""
-
-MAX_ID_LENGTH = 256
-MAX_SOURCE_LENGTH = 256
-
 
 # --- actions -------------------------------------------------------------------------------------------------
 
@@ -124,75 +108,6 @@ class ChangePage(Protocol):
 
 LoadResult: TypeAlias = VersionedSnapshot | ChangePage | Exception
 """What a Load produced: a snapshot, a page of changes, or the error the store raised."""
-
-
-# --- encoding ------------------------------------------------------------------------------------------------
-
-
-def encode_change_frame(cs: ChangeSet) -> bytes:
-    """The `change` message for a change set; the dispatcher encodes it once for every subscriber."""
-    return orjson.dumps({"type": "change", **changeset_to_json(cs)})
-
-
-def encode_subscribed(msg_id: MessageId, source: str, epoch: str, version: int, recovered: bool) -> bytes:
-    """The `subscribed` message."""
-    return orjson.dumps(
-        {
-            "type": "subscribed",
-            "id": msg_id,
-            "source": source,
-            "epoch": epoch,
-            "version": version,
-            "recovered": recovered,
-        }
-    )
-
-
-def encode_snapshot_message(vs: VersionedSnapshot, tabs: frozenset[int] | None = None) -> bytes:
-    """The `snapshot` message, restricted to `tabs` when given."""
-    snapshot = vs.snapshot
-    if tabs is not None:
-        snapshot = Snapshot(tuple(t for t in snapshot.tabs if t.id in tabs))
-    return orjson.dumps(
-        {
-            "type": "snapshot",
-            "source": vs.source,
-            "epoch": vs.epoch,
-            "version": vs.version,
-            "tabs": tabs_to_json(snapshot),
-        }
-    )
-
-
-def encode_error(
-    code: ErrorCode,
-    message: str,
-    *,
-    msg_id: MessageId | None = None,
-    source: str | None = None,
-    field_name: str | None = None,
-) -> bytes:
-    """The `error` message; `id`, `source` and `field` only when known."""
-    out: dict[str, Any] = {"type": "error"}
-    if msg_id is not None:
-        out["id"] = msg_id
-    out["code"] = code
-    out["message"] = message
-    if source is not None:
-        out["source"] = source
-    if field_name is not None:
-        out["field"] = field_name
-    return orjson.dumps(out)
-
-
-def encode_unsubscribed(msg_id: MessageId, source: str) -> bytes:
-    """The `unsubscribed` message."""
-    return orjson.dumps({"type": "unsubscribed", "id": msg_id, "source": source})
-
-
-def encode_pong(msg_id: MessageId) -> bytes:
-    """The `pong` message."""
-    return orjson.dumps({"type": "pong", "id": msg_id})
 
 
 # --- subscription states -------------------------------------------------------------------------------------
@@ -262,14 +177,6 @@ class Subscription:
         self.state = TRANSITIONS[(self.state, event)]
 
 
-class _Invalid(Exception):
-    """A client message is missing a field or has a bad one."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field_name = field_name
-
-
 # --- the session ---------------------------------------------------------------------------------------------
 
 
@@ -321,10 +228,10 @@ class Session:
             known = ", ".join(sorted(_HANDLERS))
             return self._error("unknown_type", f"unknown message type {kind!r:.60}; expected one of {known}")
         raw_id = message.get("id")
-        msg_id = raw_id if _valid_id(raw_id) else None
+        msg_id = raw_id if valid_id(raw_id) else None
         try:
             return handler(self, message)
-        except _Invalid as exc:
+        except InvalidField as exc:
             return self._error("invalid_message", f"{kind}: {exc}", msg_id=msg_id, field_name=exc.field_name)
 
     def receive_binary(self) -> list[Action]:
@@ -334,10 +241,10 @@ class Session:
         return self._error("bad_json", "binary frames are not accepted: send JSON as text frames")
 
     def _subscribe(self, message: dict[str, Any]) -> list[Action]:
-        msg_id = _require_id(message)
-        source = _require_source(message)
-        since = _optional_since(message)
-        tabs = _optional_tabs(message)
+        msg_id = require_id(message)
+        source = require_source(message)
+        since = optional_since(message)
+        tabs = optional_tabs(message)
         if source in self._subs:
             return self._error(
                 "already_subscribed", f"already subscribed to {source!r}", msg_id=msg_id, source=source
@@ -356,8 +263,8 @@ class Session:
         return [Route(source), self._read(sub, since)]
 
     def _unsubscribe(self, message: dict[str, Any]) -> list[Action]:
-        msg_id = _require_id(message)
-        source = _require_source(message)
+        msg_id = require_id(message)
+        source = require_source(message)
         if self._subs.pop(source, None) is None:
             return self._error(
                 "not_subscribed", f"not subscribed to {source!r}", msg_id=msg_id, source=source
@@ -366,7 +273,7 @@ class Session:
         return [Unroute(source), Send(encode_unsubscribed(msg_id, source))]
 
     def _ping(self, message: dict[str, Any]) -> list[Action]:
-        msg_id = _require_id(message)
+        msg_id = require_id(message)
         self._errors = 0
         return [Send(encode_pong(msg_id))]
 
@@ -558,51 +465,3 @@ _HANDLERS = {
     "ping": Session._ping,
 }
 
-
-# --- field validation ----------------------------------------------------------------------------------------
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _valid_id(value: object) -> bool:
-    return (isinstance(value, str) and len(value) <= MAX_ID_LENGTH) or _is_int(value)
-
-
-def _require_id(message: dict[str, Any]) -> MessageId:
-    value = message.get("id")
-    if not _valid_id(value):
-        raise _Invalid("id", f"'id' must be a string (at most {MAX_ID_LENGTH} characters) or an integer")
-    assert isinstance(value, str | int)
-    return value
-
-
-def _require_source(message: dict[str, Any]) -> str:
-    value = message.get("source")
-    if not isinstance(value, str) or not value or len(value) > MAX_SOURCE_LENGTH:
-        raise _Invalid("source", "'source' must be a source id: a non-empty string")
-    return value
-
-
-def _optional_since(message: dict[str, Any]) -> Since | None:
-    value = message.get("since")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _Invalid("since", '\'since\' must be an object {"epoch": string, "version": integer}')
-    epoch, version = value.get("epoch"), value.get("version")
-    if not isinstance(epoch, str) or not epoch:
-        raise _Invalid("since.epoch", "'since.epoch' must be a non-empty string")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise _Invalid("since.version", "'since.version' must be an integer >= 0")
-    return (epoch, version)
-
-
-def _optional_tabs(message: dict[str, Any]) -> frozenset[int] | None:
-    value = message.get("tabs")
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(_is_int(t) for t in value):
-        raise _Invalid("tabs", "'tabs' must be a list of tab ids (integers)")
-    return frozenset(value)

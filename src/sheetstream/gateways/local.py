@@ -26,11 +26,9 @@ import structlog
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from sheetstream.core.messages import CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_SLOW_CONSUMER
 from sheetstream.core.model import ChangeSet
 from sheetstream.core.protocol import (
-    CLOSE_GOING_AWAY,
-    CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_SLOW_CONSUMER,
     Action,
     Close,
     Load,

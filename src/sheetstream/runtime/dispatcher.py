@@ -8,8 +8,8 @@ from typing import Protocol
 import structlog
 
 from sheetstream.buses.base import Bus
+from sheetstream.core.messages import encode_change_frame
 from sheetstream.core.model import ChangeSet
-from sheetstream.core.protocol import encode_change_frame
 
 log = structlog.get_logger("sheetstream.dispatcher")
 
