@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-fast lint bench openapi clean browser
+.PHONY: install run test test-js test-fast lint bench openapi clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: install
 
 test: install browser
 	$(BIN)/pytest -q
+	$(MAKE) test-js
+
+# The JS client's tests (node's own runner) start a real server from .venv.
+test-js: install
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && node --test
 
 test-fast: install
 	$(BIN)/pytest -q -m 'not slow and not browser'

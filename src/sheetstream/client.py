@@ -3,10 +3,11 @@
     async for event in subscribe("ws://127.0.0.1:8000/v1/ws", "SOURCE_ID"):
         print(event.type, event.version)
 
-The client remembers the (epoch, version) it has seen. After a dropped connection it reconnects with backoff and
-jitter and resubscribes with `since`, so the server replays exactly the missed changes (`recovered=True`) or, when
-they are no longer kept, sends a fresh snapshot (`recovered=False`). Changes it has already seen are dropped.
-`LocalCopy` keeps an up-to-date Snapshot by applying the events.
+The client remembers the (epoch, version) it has seen. After a dropped connection it reconnects with exponential
+backoff and jitter and resubscribes with `since`, so the server replays exactly the missed changes
+(`recovered=True`) or, when they are no longer kept, sends a fresh snapshot (`recovered=False`). Changes it has
+already seen are dropped; a change that skips a version (a gap) makes it resubscribe with `since` on the same
+connection. `LocalCopy` keeps an up-to-date Snapshot by applying the events; `apply` applies ops to a Snapshot.
 """
 
 from __future__ import annotations
@@ -14,17 +15,29 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
-from sheetstream.core.apply import apply
+from sheetstream.core.apply import ApplyError, apply
 from sheetstream.core.codec import op_from_json, tabs_from_json
 from sheetstream.core.model import Op, Snapshot
+
+__all__ = [
+    "ApplyError",
+    "ClientError",
+    "Event",
+    "EventType",
+    "LocalCopy",
+    "apply",
+    "backoff_delay",
+    "subscribe",
+]
 
 EventType = Literal["snapshot", "change", "subscribed", "disconnected"]
 
@@ -53,6 +66,108 @@ class Event:
 
 
 _FATAL_CODES = frozenset({"unknown_source", "forbidden", "unauthorized", "invalid_message"})
+# Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes").
+_FATAL_CLOSES = {4000: "protocol_error", 4001: "unauthorized", 4003: "forbidden"}
+
+
+def backoff_delay(
+    failures: int,
+    *,
+    initial_s: float = 0.25,
+    max_s: float = 10.0,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before reconnect attempt `failures` (1, 2, ...): uniform in [ceiling/2, ceiling]."""
+    ceiling = min(max_s, initial_s * float(2 ** min(failures - 1, 30)))
+    return ceiling / 2 + jitter() * ceiling / 2
+
+
+def with_token(url: str, token: str | None) -> str:
+    """`url` with `token=` added to its query (browsers cannot send headers, so servers accept both)."""
+    if not token:
+        return url
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("token", token)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class _Resubscribe(Exception):
+    """A gap in versions: resubscribe with `since` on the same connection."""
+
+
+class _Unavailable(Exception):
+    """The server could not read its store and ended the subscription: reconnect later, with backoff."""
+
+
+@dataclass(slots=True)
+class _Stream:
+    """What one subscription knows across connections: its position and the ids it used."""
+
+    source: str
+    tabs: list[int] | None
+    position: tuple[str, int] | None
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    draining: str | None = None
+    """Id of an `unsubscribe` not yet answered: frames of the replaced subscription until then are dropped."""
+
+    def request(self) -> str:
+        """The `subscribe` frame, with `since` once a position is known."""
+        message: dict[str, Any] = {"type": "subscribe", "id": str(next(self.ids)), "source": self.source}
+        if self.position is not None:
+            message["since"] = {"epoch": self.position[0], "version": self.position[1]}
+        if self.tabs is not None:
+            message["tabs"] = self.tabs
+        return orjson.dumps(message).decode()
+
+    def unsubscribe(self) -> str:
+        """The `unsubscribe` frame that starts replacing the subscription."""
+        self.draining = str(next(self.ids))
+        return orjson.dumps({"type": "unsubscribe", "id": self.draining, "source": self.source}).decode()
+
+    def handle(self, message: dict[str, Any]) -> Event | None:
+        """The event for one server message, if any; raise ClientError or _Resubscribe."""
+        kind = message.get("type")
+        if kind == "error":
+            if message.get("code") in _FATAL_CODES:
+                raise ClientError(message.get("code", "error"), message.get("message", ""))
+            if message.get("code") == "unavailable" and message.get("source") == self.source:
+                raise _Unavailable(message.get("message", ""))
+            return None
+        if message.get("source") != self.source:
+            return None
+        if self.draining is not None:
+            if kind == "unsubscribed" and message.get("id") == self.draining:
+                self.draining = None
+            return None
+        if kind == "subscribed":
+            return Event(
+                "subscribed",
+                self.source,
+                message["epoch"],
+                message["version"],
+                message["recovered"],
+                raw=message,
+            )
+        if kind == "snapshot":
+            self.position = (message["epoch"], message["version"])
+            return Event(
+                "snapshot",
+                self.source,
+                message["epoch"],
+                message["version"],
+                snapshot=tabs_from_json(message["tabs"]),
+                raw=message,
+            )
+        if kind == "change":
+            epoch, version = message["epoch"], message["version"]
+            if self.position is not None and epoch == self.position[0] and version <= self.position[1]:
+                return None  # seen already
+            if self.position is None or epoch != self.position[0] or version != self.position[1] + 1:
+                raise _Resubscribe
+            self.position = (epoch, version)
+            ops = tuple(op_from_json(op) for op in message["ops"])
+            return Event("change", self.source, epoch, version, ops=ops, raw=message)
+        return None
 
 
 async def subscribe(
@@ -62,59 +177,57 @@ async def subscribe(
     since: tuple[str, int] | None = None,
     tabs: list[int] | None = None,
     token: str | None = None,
+    backoff_initial_s: float = 0.25,
     backoff_max_s: float = 10.0,
     open_timeout_s: float = 10.0,
 ) -> AsyncIterator[Event]:
-    """Yield events of `source` forever, reconnecting and resuming as needed."""
-    position = since
-    ids = itertools.count(1)
-    failures = 0
+    """Yield events of `source` forever, reconnecting with backoff and resuming as needed.
+
+    `token` is sent as an `Authorization: Bearer` header and as `?token=`. ClientError ends the stream when
+    the server refuses the subscription for good.
+    """
+    stream = _Stream(source, tabs, since)
     headers = {"Authorization": f"Bearer {token}"} if token else None
+    target = with_token(url, token)
+    failures = 0
     while True:
+        reason = "connection ended"
         try:
-            async with connect(url, max_size=None, open_timeout=open_timeout_s, additional_headers=headers) as ws:
-                request: dict[str, Any] = {"type": "subscribe", "id": str(next(ids)), "source": source}
-                if position is not None:
-                    request["since"] = {"epoch": position[0], "version": position[1]}
-                if tabs is not None:
-                    request["tabs"] = tabs
-                await ws.send(orjson.dumps(request).decode())
-                async for frame in ws:
-                    message = orjson.loads(frame)
-                    kind = message.get("type")
-                    if kind == "error":
-                        if message.get("code") in _FATAL_CODES:
-                            raise ClientError(message.get("code", "error"), message.get("message", ""))
-                        continue
-                    if message.get("source") != source:
-                        continue
-                    if kind == "subscribed":
+            async with connect(
+                target, max_size=None, open_timeout=open_timeout_s, additional_headers=headers
+            ) as ws:
+                stream.draining = None
+                await ws.send(stream.request())
+                async for event in _events(ws, stream):
+                    if event.type == "subscribed":
                         failures = 0
-                        yield Event("subscribed", source, message["epoch"], message["version"], message["recovered"],
-                                    raw=message)
-                    elif kind == "snapshot":
-                        position = (message["epoch"], message["version"])
-                        yield Event("snapshot", source, message["epoch"], message["version"],
-                                    snapshot=tabs_from_json(message["tabs"]), raw=message)
-                    elif kind == "change":
-                        epoch, version = message["epoch"], message["version"]
-                        if position is not None and epoch == position[0] and version <= position[1]:
-                            continue  # seen already
-                        if position is not None and epoch == position[0] and version != position[1] + 1:
-                            break  # a gap: reconnect and resume from what we have
-                        position = (epoch, version)
-                        ops = tuple(op_from_json(op) for op in message["ops"])
-                        yield Event("change", source, epoch, version, ops=ops, raw=message)
-        except ClientError:
-            raise
-        except (OSError, websockets.ConnectionClosed, websockets.InvalidHandshake, TimeoutError) as exc:
+                    yield event
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            if code in _FATAL_CLOSES:
+                raise ClientError(_FATAL_CLOSES[code], exc.rcvd.reason if exc.rcvd else "") from exc
             reason = str(exc) or type(exc).__name__
-        else:
-            reason = "connection ended"
+        except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+        except _Unavailable as exc:
+            reason = f"unavailable: {exc}"
         failures += 1
-        yield Event("disconnected", source, *(position or (None, None)), reason=reason)
-        ceiling = min(backoff_max_s, 0.25 * 2 ** min(failures, 10))
-        await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
+        epoch, version = stream.position or (None, None)
+        yield Event("disconnected", source, epoch, version, reason=reason)
+        await asyncio.sleep(backoff_delay(failures, initial_s=backoff_initial_s, max_s=backoff_max_s))
+
+
+async def _events(ws: ClientConnection, stream: _Stream) -> AsyncIterator[Event]:
+    """The events of one connection; a gap resubscribes with `since` without reconnecting."""
+    async for frame in ws:
+        try:
+            event = stream.handle(orjson.loads(frame))
+        except _Resubscribe:
+            await ws.send(stream.unsubscribe())
+            await ws.send(stream.request())
+            continue
+        if event is not None:
+            yield event
 
 
 class LocalCopy:

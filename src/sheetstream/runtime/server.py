@@ -12,6 +12,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from sheetstream.buses.registry import open_bus
 from sheetstream.gateways.local import Hub, websocket_route
@@ -29,7 +30,7 @@ DEMO_NAME = "demo"
 
 
 def create_app(services: Services, hub: Hub) -> FastAPI:
-    """The ASGI app: REST routes, `/v1/ws`, and the web page at `/`."""
+    """The ASGI app: REST routes, `/v1/ws`, the web page at `/` and its files (and the JS client) at `/static`."""
     from sheetstream.api import create_api_app
 
     app = create_api_app(services)
@@ -39,6 +40,8 @@ def create_app(services: Services, hub: Hub) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
+    # A mount is not an API route: it stays out of the OpenAPI document.
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
 
 
