@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
@@ -30,23 +31,30 @@ def _handshake(port: int) -> socket.socket:
     return sock
 
 
+def _read_until_closed(sock: socket.socket, timeout_s: float) -> bytes | None:
+    """Everything the server sends until it closes the connection; None if it is still open after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    received = b""
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return received
+        received += chunk
+    return None
+
+
 async def test_silent_peer_is_dropped_and_a_live_one_is_kept(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, "--ping-interval-s", "0.3", "--ping-timeout-s", "0.5").start()
     try:
         silent = _handshake(server.port)
         async with connect(server.ws) as live:  # the websockets client answers pings by itself
-            deadline = time.monotonic() + 10
-            received = b""
-            silent.settimeout(0.2)
-            while time.monotonic() < deadline:
-                try:
-                    chunk = silent.recv(4096)
-                except TimeoutError:
-                    continue
-                if not chunk:
-                    break  # the server closed the TCP connection
-                received += chunk
-            else:
+            # Read the silent socket in a thread: the event loop must stay free to answer the live client's pings.
+            received = await asyncio.to_thread(_read_until_closed, silent, 10.0)
+            if received is None:
                 pytest.fail("the server never dropped the silent peer")
             assert received[:1] == b"\x89", "the first thing the server sent was not a ping frame"
             await live.send('{"type": "ping", "id": "still-here"}')
