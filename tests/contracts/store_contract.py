@@ -7,6 +7,7 @@ them too.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -67,6 +68,11 @@ async def commit_versions(
         await store.commit(sheet(version), cs, retention=retention)
         committed.append(cs)
     return committed
+
+
+def unique(prefix: str) -> str:
+    """A lease name no other test uses."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}:"
 
 
 def _since(epoch: str, version: int, recovered: bool, changes: list[ChangeSet]) -> ChangesSince:
@@ -449,3 +455,118 @@ class StoreContract:
         first = change(reset, 1)
         await store.commit(sheet(1), first, retention=KEEP_ALL)
         assert await store.changes_since(record.id, reset.epoch, 0) == _since(reset.epoch, 1, True, [first])
+
+    # --- leases -------------------------------------------------------------------------------------------------
+
+    async def test_a_free_lease_is_taken_and_then_held_exclusively(self, store: Store) -> None:
+        name = unique("job:")
+        assert await store.acquire_lease(name, "a", 10.0, now=T0) is True
+        assert await store.acquire_lease(name, "b", 10.0, now=T0 + timedelta(seconds=5)) is False
+        assert await store.lease_holders(name, now=T0 + timedelta(seconds=5)) == {name: "a"}
+
+    async def test_an_expired_lease_is_free(self, store: Store) -> None:
+        name = unique("job:")
+        await store.acquire_lease(name, "a", 10.0, now=T0)
+        just_before, expiry = T0 + timedelta(seconds=9.999), T0 + timedelta(seconds=10)
+        assert await store.acquire_lease(name, "b", 10.0, now=just_before) is False
+        assert await store.lease_holders(name, now=expiry) == {}
+        assert await store.acquire_lease(name, "b", 10.0, now=expiry) is True
+        assert await store.lease_holders(name, now=expiry) == {name: "b"}
+        assert await store.acquire_lease(name, "a", 10.0, now=expiry) is False
+
+    async def test_the_holder_renews_its_lease_and_extends_it(self, store: Store) -> None:
+        name = unique("job:")
+        assert await store.acquire_lease(name, "a", 10.0, now=T0)
+        assert await store.acquire_lease(name, "a", 10.0, now=T0 + timedelta(seconds=8))
+        # Renewed at 8 s: held until 18 s, not 10 s.
+        assert await store.acquire_lease(name, "b", 10.0, now=T0 + timedelta(seconds=15)) is False
+        assert await store.lease_holders(name, now=T0 + timedelta(seconds=17.9)) == {name: "a"}
+        assert await store.acquire_lease(name, "b", 10.0, now=T0 + timedelta(seconds=18)) is True
+
+    async def test_release_frees_the_lease_only_for_its_holder(self, store: Store) -> None:
+        name = unique("job:")
+        await store.acquire_lease(name, "a", 10.0, now=T0)
+        await store.release_lease(name, "b")  # not b's: nothing happens
+        assert await store.lease_holders(name, now=T0) == {name: "a"}
+        await store.release_lease(name, "a")
+        assert await store.lease_holders(name, now=T0) == {}
+        assert await store.acquire_lease(name, "b", 10.0, now=T0) is True
+        await store.release_lease(unique("never-taken:"), "a")  # releasing a lease no one holds is harmless
+
+    async def test_lease_holders_lists_live_leases_by_literal_prefix(self, store: Store) -> None:
+        base = unique("p%_")  # LIKE wildcards in the prefix must match only themselves
+        await store.acquire_lease(f"{base}monitor:1", "m1", 10.0, now=T0)
+        await store.acquire_lease(f"{base}monitor:2", "m2", 30.0, now=T0)
+        await store.acquire_lease(f"{base}source:x", "m1", 10.0, now=T0)
+        await store.acquire_lease(f"{base.replace('%', 'X')}monitor:3", "m3", 10.0, now=T0)
+        assert await store.lease_holders(f"{base}monitor:", now=T0) == {
+            f"{base}monitor:1": "m1",
+            f"{base}monitor:2": "m2",
+        }
+        later = T0 + timedelta(seconds=20)
+        assert await store.lease_holders(f"{base}monitor:", now=later) == {f"{base}monitor:2": "m2"}
+        assert await store.lease_holders(base, now=later) == {f"{base}monitor:2": "m2"}
+
+    @pytest.mark.parametrize("ttl_s", [0.0, -1.0, float("inf"), float("nan"), 1e300])
+    async def test_a_lease_needs_a_positive_finite_ttl(self, store: Store, ttl_s: float) -> None:
+        name = unique("job:")
+        with pytest.raises(ValueError, match="ttl"):
+            await store.acquire_lease(name, "a", ttl_s, now=T0)
+        assert await store.lease_holders(name, now=T0) == {}
+
+    async def test_concurrent_takers_of_a_free_lease_one_wins(self, store: Store) -> None:
+        name = unique("job:")
+        holders = [f"h{n}" for n in range(8)]
+        results = await asyncio.gather(*(store.acquire_lease(name, h, 10.0, now=T0) for h in holders))
+        assert results.count(True) == 1
+        winner = holders[results.index(True)]
+        assert await store.lease_holders(name, now=T0) == {name: winner}
+
+    async def test_concurrent_takers_on_two_store_instances_one_wins(
+        self, store: Store, twin_store: Store
+    ) -> None:
+        name = unique("job:")
+        takers = [(s, f"{label}{n}") for n in range(4) for s, label in ((store, "a"), (twin_store, "b"))]
+        results = await asyncio.gather(*(s.acquire_lease(name, h, 10.0, now=T0) for s, h in takers))
+        assert results.count(True) == 1
+        winner = takers[results.index(True)][1]
+        assert await store.lease_holders(name, now=T0) == {name: winner}
+        assert await twin_store.lease_holders(name, now=T0) == {name: winner}
+        later = T0 + timedelta(seconds=10)
+        assert await twin_store.acquire_lease(name, "late", 10.0, now=later) is True
+        assert await store.acquire_lease(name, winner, 10.0, now=later) is False
+
+    async def test_many_leases_are_taken_renewed_and_released_at_once(self, store: Store) -> None:
+        base = unique("batch:")
+        free, mine, theirs, expired = (f"{base}{n}" for n in ("free", "mine", "theirs", "expired"))
+        await store.acquire_lease(mine, "a", 10.0, now=T0)
+        await store.acquire_lease(theirs, "b", 30.0, now=T0)
+        await store.acquire_lease(expired, "b", 1.0, now=T0)
+        later = T0 + timedelta(seconds=5)
+        assert await store.acquire_leases([free, mine, theirs, expired, free], "a", 10.0, now=later) == {
+            free,
+            mine,
+            expired,
+        }
+        assert await store.acquire_leases([], "a", 10.0, now=later) == set()
+        assert await store.lease_holders(base, now=T0 + timedelta(seconds=14)) == {
+            free: "a",
+            mine: "a",
+            theirs: "b",
+            expired: "a",
+        }
+        await store.release_leases([free, mine, theirs], "a")
+        assert await store.lease_holders(base, now=later) == {theirs: "b", expired: "a"}
+        await store.release_leases([], "a")
+
+    async def test_overlapping_batches_on_two_store_instances_split_the_leases(
+        self, store: Store, twin_store: Store
+    ) -> None:
+        names = [unique("split:") for _ in range(30)]
+        first, second = await asyncio.gather(
+            store.acquire_leases(names, "a", 10.0, now=T0),
+            twin_store.acquire_leases(list(reversed(names)), "b", 10.0, now=T0),
+        )
+        assert first | second == set(names) and not first & second
+        holders = await store.lease_holders("split:", now=T0)
+        assert {name: holders[name] for name in names} == {n: "a" if n in first else "b" for n in names}

@@ -33,7 +33,7 @@ def test_unknown_scheme_suggests_the_closest() -> None:
 
 
 def test_unknown_scheme_without_a_close_one_lists_the_known() -> None:
-    with pytest.raises(ConfigError, match=r"no such store: 'zzz'\. Known: memory, sqlite\."):
+    with pytest.raises(ConfigError, match=r"no such store: 'zzz'\. Known: memory, postgres, postgresql, sqlite\."):
         open_store("zzz://x")
 
 

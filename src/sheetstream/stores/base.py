@@ -1,4 +1,4 @@
-"""The Store port: data sources, the latest snapshot and the versioned change log of each source.
+"""The Store port: data sources, the latest snapshot and the versioned change log of each source, and leases.
 
 The store is the source of truth: a change exists once `commit` has returned.
 """
@@ -6,6 +6,7 @@ The store is the source of truth: a change exists once `commit` has returned.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -127,3 +128,29 @@ class Store(ABC):
     @abstractmethod
     async def reset_history(self, source_id: str, *, now: datetime) -> SourceRecord:
         """Start a new epoch at version 0 with an empty snapshot and log (clients will get a fresh snapshot)."""
+
+    # Leases: named claims with an expiry, so that one process at a time does a job (watching a source).
+    # A lease is live while `now < expires_at`; an expired lease is free, so a store may forget it at any time.
+
+    @abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float, *, now: datetime) -> bool:
+        """Take or renew the lease until now + ttl_s if it is free, expired or already `holder`'s; False if not."""
+
+    @abstractmethod
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it (otherwise do nothing)."""
+
+    @abstractmethod
+    async def lease_holders(self, prefix: str, *, now: datetime) -> dict[str, str]:
+        """The live leases whose name starts with `prefix`, as {name: holder}."""
+
+    async def acquire_leases(
+        self, names: Collection[str], holder: str, ttl_s: float, *, now: datetime
+    ) -> set[str]:
+        """`acquire_lease` for many leases at once; the names taken or renewed. Stores override it with one write."""
+        return {name for name in sorted(set(names)) if await self.acquire_lease(name, holder, ttl_s, now=now)}
+
+    async def release_leases(self, names: Collection[str], holder: str) -> None:
+        """`release_lease` for many leases at once. Stores override it with one write."""
+        for name in names:
+            await self.release_lease(name, holder)

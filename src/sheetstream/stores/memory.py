@@ -58,6 +58,7 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
+        self._leases: dict[str, tuple[str, datetime]] = {}  # name -> (holder, expires_at)
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStore:
@@ -178,3 +179,25 @@ class MemoryStore(Store):
         source.changes.clear()
         source.updated_at = now
         return source.record()
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float, *, now: datetime) -> bool:
+        """Take or renew the lease until now + ttl_s if it is free, expired or already `holder`'s."""
+        expires_at = records.lease_expiry(now, ttl_s)
+        current = self._leases.get(name)
+        if current is not None and current[0] != holder and now < current[1]:
+            return False
+        self._leases[name] = (holder, expires_at)
+        return True
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it."""
+        if self._leases.get(name, ("", None))[0] == holder:
+            del self._leases[name]
+
+    async def lease_holders(self, prefix: str, *, now: datetime) -> dict[str, str]:
+        """The live leases whose name starts with `prefix`, as {name: holder}; expired ones are forgotten."""
+        matching = {name: lease for name, lease in self._leases.items() if name.startswith(prefix)}
+        for name, (_holder, expires_at) in matching.items():
+            if expires_at <= now:
+                del self._leases[name]
+        return {name: holder for name, (holder, expires_at) in matching.items() if now < expires_at}

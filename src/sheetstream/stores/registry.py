@@ -13,6 +13,8 @@ from sheetstream.stores.base import Store
 STORES: dict[str, str] = {
     "memory": "sheetstream.stores.memory:MemoryStore",
     "sqlite": "sheetstream.stores.sqlite:SqliteStore",
+    "postgresql": "sheetstream.stores.postgres:PostgresStore",
+    "postgres": "sheetstream.stores.postgres:PostgresStore",
 }
 
 

@@ -14,12 +14,10 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-
-import orjson
 
 from sheetstream.core import codec, history
 from sheetstream.core.model import EMPTY_SNAPSHOT, ChangeSet, Snapshot, VersionedSnapshot
@@ -37,10 +35,6 @@ def _ts(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
     """Run the block in one transaction: IMMEDIATE for writes, plain BEGIN for a consistent multi-statement read."""
@@ -55,23 +49,7 @@ def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> It
 
 
 def _record(row: sqlite3.Row) -> SourceRecord:
-    stored = SourceStatus(
-        state=row["status_state"], message=row["status_message"], since=_dt(row["status_since"])
-    )
-    paused_since = _dt(row["paused_since"]) if row["paused"] else None
-    return SourceRecord(
-        id=row["id"],
-        name=row["name"],
-        kind=row["kind"],
-        config=orjson.loads(row["config"]),
-        poll_interval_s=row["poll_interval_s"],
-        status=records.shown_status(stored, paused_since),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        epoch=row["epoch"],
-        version=row["version"],
-        paused=bool(row["paused"]),
-    )
+    return records.record_from_row(row, datetime.fromisoformat)
 
 
 def _head(conn: sqlite3.Connection, source_id: str) -> sqlite3.Row:
@@ -215,13 +193,7 @@ class SqliteStore(Store):
     async def update_source(self, source_id: str, changes: dict[str, Any], *, now: datetime) -> SourceRecord:
         """Change `name`, `config`, `poll_interval_s` and/or `paused`; SourceNotFound if absent."""
         records.check_update(changes)
-        columns: dict[str, Any] = {"updated_at": _ts(now)}
-        if "name" in changes:
-            columns["name"] = changes["name"]
-        if "config" in changes:
-            columns["config"] = records.config_json(changes["config"])
-        if "poll_interval_s" in changes:
-            columns["poll_interval_s"] = changes["poll_interval_s"]
+        columns: dict[str, Any] = {"updated_at": _ts(now), **records.updated_columns(changes)}
         assignments = ", ".join(f"{name} = :{name}" for name in columns)  # names from the fixed set above
         if "paused" in changes:
             # paused_since moves only when the state flips, so re-pausing keeps the original time.
@@ -315,7 +287,7 @@ class SqliteStore(Store):
                         epoch=epoch,
                         version=row["version"],
                         at=datetime.fromisoformat(row["at"]),
-                        ops=tuple(codec.op_from_json(op) for op in orjson.loads(row["ops"])),
+                        ops=records.ops_from_json(row["ops"]),
                     )
                     for row in rows
                 ]
@@ -341,10 +313,67 @@ class SqliteStore(Store):
 
         return await self._run(reset)
 
+    # --- leases -----------------------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float, *, now: datetime) -> bool:
+        """Take or renew the lease until now + ttl_s if it is free, expired or already `holder`'s."""
+        return name in await self.acquire_leases([name], holder, ttl_s, now=now)
+
+    async def acquire_leases(
+        self, names: Collection[str], holder: str, ttl_s: float, *, now: datetime
+    ) -> set[str]:
+        """`acquire_lease` for many leases in one transaction; the names taken or renewed."""
+        expires_at, at = _ts(records.lease_expiry(now, ttl_s)), _ts(now)
+
+        def acquire(conn: sqlite3.Connection) -> set[str]:
+            taken: set[str] = set()
+            # Under SQLite's write lock, so two stores on one file cannot both take a lease.
+            with _transaction(conn):
+                for name in sorted(set(names)):
+                    cursor = conn.execute(
+                        "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                        " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                        (name, holder, expires_at, at),
+                    )
+                    if cursor.rowcount == 1:
+                        taken.add(name)
+            return taken
+
+        return await self._run(acquire)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it."""
+        await self.release_leases([name], holder)
+
+    async def release_leases(self, names: Collection[str], holder: str) -> None:
+        """`release_lease` for many leases in one transaction."""
+
+        def release(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "DELETE FROM leases WHERE name = ? AND holder = ?", [(name, holder) for name in names]
+                )
+
+        await self._run(release)
+
+    async def lease_holders(self, prefix: str, *, now: datetime) -> dict[str, str]:
+        """The live leases whose name starts with `prefix`, as {name: holder}; expired ones are deleted."""
+        match = "substr(name, 1, length(:prefix)) = :prefix"
+        params = {"prefix": prefix, "now": _ts(now)}
+
+        def read(conn: sqlite3.Connection) -> dict[str, str]:
+            with _transaction(conn):
+                conn.execute(f"DELETE FROM leases WHERE {match} AND expires_at <= :now", params)
+                rows = conn.execute(f"SELECT name, holder FROM leases WHERE {match}", params)
+                return {row["name"]: row["holder"] for row in rows}
+
+        return await self._run(read)
+
 
 def _commit(conn: sqlite3.Connection, snapshot: Snapshot, cs: ChangeSet, retention: Retention) -> None:
     """The commit transaction: fence on the head, append, replace the snapshot, prune."""
-    ops = orjson.dumps([codec.op_to_json(op) for op in cs.ops])
+    ops = records.ops_json(cs.ops)
     tabs = codec.encode_snapshot(snapshot)
     with _transaction(conn):
         head = _head(conn, cs.source)
