@@ -23,6 +23,10 @@ class Delivery:
     async def ack(self) -> None:
         """Mark the message handled (a no-op on buses without redelivery)."""
 
+    async def fail(self, error: str) -> None:
+        """Handling failed: deliver it again later, a dead letter after too many tries (buses without redelivery ack)."""
+        await self.ack()
+
 
 class Bus(ABC):
     """Publish/subscribe of change sets. Every consumer sees every message published after it started."""
@@ -42,3 +46,7 @@ class Bus(ABC):
     @abstractmethod
     def consume(self, consumer: str) -> AsyncIterator[Delivery]:
         """Messages published from now on, in publish order per source, until the bus closes."""
+
+    async def healthy(self) -> bool:
+        """Whether the bus answers a cheap check now (for `/readyz`); in-process buses always do."""
+        return True

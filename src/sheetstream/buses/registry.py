@@ -8,6 +8,8 @@ from sheetstream.stores.registry import lookup
 # scheme -> "module:class"; the class has `from_url(url)`. Add a backend with one line here.
 BUSES: dict[str, str] = {
     "memory": "sheetstream.buses.memory:MemoryBus",
+    "redis": "sheetstream.buses.redis:RedisBus",
+    "rediss": "sheetstream.buses.redis:RedisBus",
 }
 
 
