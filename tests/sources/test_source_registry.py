@@ -28,8 +28,8 @@ async def test_open_each_kind(tmp_path: Path) -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ConfigError) as info:
         open_source("google_sheetz", {})
-    assert str(info.value) == "unknown source kind 'google_sheetz'; known kinds: file, http_csv, http_json"
-    assert list(KINDS) == ["file", "http_csv", "http_json"]
+    assert str(info.value) == "unknown source kind 'google_sheetz'; known kinds: file, http_csv, http_json, google_sheets"
+    assert list(KINDS) == ["file", "http_csv", "http_json", "google_sheets"]
 
 
 @pytest.mark.parametrize(

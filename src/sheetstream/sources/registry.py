@@ -16,6 +16,7 @@ KINDS: dict[str, str] = {
     "file": "sheetstream.sources.file:FileSource",
     "http_csv": "sheetstream.sources.http:HttpCsvSource",
     "http_json": "sheetstream.sources.http:HttpJsonSource",
+    "google_sheets": "sheetstream.sources.google:GoogleSheetsSource",
 }
 
 
