@@ -5,7 +5,7 @@ One module per group of commands; importing it registers its commands on the roo
 
 from __future__ import annotations
 
-from sheetstream.cli import emulator, serve, sources, watch  # noqa: F401  (registers the commands)
+from sheetstream.cli import emulator, roles, serve, sources, watch  # noqa: F401  (registers the commands)
 from sheetstream.cli.app import app
 
 

@@ -49,13 +49,19 @@ def request(method: str, server: str, path: str, **kwargs: Any) -> Any:
         try:
             error = response.json()["error"]
             message = f"{error['code']}: {error['message']}"
-            for detail in error.get("details") or []:
+            details = error.get("details")
+            # Field errors come as a list; other errors may carry an object (like {"source": id}) that adds nothing.
+            for detail in details if isinstance(details, list) else []:
                 message += f"\n  {detail.get('field', '')}: {detail.get('message', '')}"
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             message = response.text[:500]
         typer.echo(f"error ({response.status_code}): {message}", err=True)
         raise typer.Exit(1)
-    return response.json() if response.content else None
+    try:
+        return response.json() if response.content else None
+    except ValueError as exc:
+        typer.echo(f"error: {server} did not answer with JSON: is it a sheetstream server?", err=True)
+        raise typer.Exit(2) from exc
 
 
 def print_json(data: Any) -> None:

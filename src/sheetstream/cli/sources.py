@@ -14,8 +14,23 @@ sources_app = typer.Typer(help="Manage data sources through a running server's R
 app.add_typer(sources_app, name="sources")
 
 
+# Source ids are url-safe base64, so some start with "-": take an unknown option-like word as the id, not an error.
+ID_ARGUMENT = {"ignore_unknown_options": True}
+
+
+def _config_object(config_json: str) -> dict[str, Any]:
+    """The `--config` JSON as a dict; a usage error (exit 2) naming the problem if it is not a JSON object."""
+    try:
+        config = json.loads(config_json)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--config") from exc
+    if not isinstance(config, dict):
+        raise typer.BadParameter('expected a JSON object, like \'{"path": "data.csv"}\'', param_hint="--config")
+    return config
+
+
 def _parse_config(pairs: list[str], config_json: str | None) -> dict[str, Any]:
-    config: dict[str, Any] = json.loads(config_json) if config_json else {}
+    config: dict[str, Any] = _config_object(config_json) if config_json else {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -66,13 +81,13 @@ def sources_list(server: ServerUrl = DEFAULT_SERVER) -> None:
             return
 
 
-@sources_app.command("show")
+@sources_app.command("show", context_settings=ID_ARGUMENT)
 def sources_show(source: str, server: ServerUrl = DEFAULT_SERVER) -> None:
     """Print one source."""
     print_json(request("GET", server, f"/v1/sources/{source}"))
 
 
-@sources_app.command("update")
+@sources_app.command("update", context_settings=ID_ARGUMENT)
 def sources_update(
     source: str,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
@@ -90,13 +105,13 @@ def sources_update(
     if paused is not None:
         body["paused"] = paused
     if config_json is not None:
-        body["config"] = json.loads(config_json)
+        body["config"] = _config_object(config_json)
     if not body:
         raise typer.BadParameter("nothing to change: give --name, --poll-interval-s, --paused/--active or --config")
     print_json(request("PATCH", server, f"/v1/sources/{source}", json=body))
 
 
-@sources_app.command("rm")
+@sources_app.command("rm", context_settings=ID_ARGUMENT)
 def sources_rm(source: str, server: ServerUrl = DEFAULT_SERVER) -> None:
     """Delete a source with its history."""
     request("DELETE", server, f"/v1/sources/{source}")

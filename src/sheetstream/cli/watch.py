@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from sheetstream.cli.app import DEFAULT_SERVER, ServerUrl, app
+from sheetstream.cli.sources import ID_ARGUMENT
 
 
-@app.command()
+@app.command(context_settings=ID_ARGUMENT)
 def watch(
     source: Annotated[str, typer.Argument(help="The source id.")],
     server: ServerUrl = DEFAULT_SERVER,
@@ -23,6 +24,8 @@ def watch(
     """Print a source's changes live; reconnects and resumes after a dropped connection."""
     from sheetstream.client import ClientError, subscribe
 
+    if (since_epoch is None) != (since_version is None):
+        raise typer.BadParameter("give both --since-epoch and --since-version, or neither")
     url = server.replace("https://", "wss://").replace("http://", "ws://").rstrip("/") + "/v1/ws"
     since = (since_epoch, since_version) if since_epoch is not None and since_version is not None else None
 
