@@ -1,4 +1,4 @@
-"""The REST API: `/v1/sources`, `/healthz`, `/readyz`, `/docs` and `/openapi.json`.
+"""The REST API: `/v1/sources`, `/v1/hooks/...`, `/healthz`, `/readyz`, `/docs` and `/openapi.json`.
 
 One entry point builds it: `create_api_app(services)` returns a FastAPI app with the error handlers and every
 REST route; the server then adds the WebSocket route, the web page and its lifecycle onto that app. Endpoints
@@ -20,6 +20,8 @@ from fastapi.routing import APIRoute
 from sheetstream import __version__
 from sheetstream.api.errors import install_error_handlers
 from sheetstream.api.health import health_router
+from sheetstream.api.hooks import hooks_router
+from sheetstream.api.metrics import metrics_router
 from sheetstream.api.sources import sources_router
 from sheetstream.runtime.services import Services
 
@@ -43,6 +45,8 @@ def install_api(app: FastAPI) -> None:
     install_error_handlers(app)
     app.include_router(sources_router())
     app.include_router(health_router())
+    app.include_router(metrics_router())  # not in the OpenAPI document
+    app.include_router(hooks_router())
 
 
 def create_api_app(services: Services | None = None) -> FastAPI:

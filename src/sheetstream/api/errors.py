@@ -112,6 +112,10 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers a body that is not UTF-8 with a bare 400: it is invalid JSON like any other (422).
+        message = f"the request body is not valid JSON: it is not UTF-8 text ({exc.__cause__.reason})"
+        return error_response(422, "invalid_json", message, [{"field": "body", "message": "invalid JSON"}])
     code = _CODES_BY_STATUS.get(status, "internal" if status >= 500 else "bad_request")
     phrase = HTTPStatus(status).phrase
     if isinstance(exc.detail, str) and exc.detail and exc.detail != phrase:

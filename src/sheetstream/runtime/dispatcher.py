@@ -1,8 +1,14 @@
-"""The dispatcher: takes change sets off the bus and hands them, encoded once, to the local gateway's hub."""
+"""The dispatcher: takes change sets off the bus and hands them, encoded once, to the local gateway's hub.
+
+With a store, it also closes gaps the bus leaves: after the bus failed (a lost connection, a restarted Redis),
+it reads from the store what came after the last change it dispatched of each watched source, so a change whose
+news was lost reaches subscribers even if no later change of that source comes to reveal the gap.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -10,6 +16,8 @@ import structlog
 from sheetstream.buses.base import Bus
 from sheetstream.core.messages import encode_change_frame
 from sheetstream.core.model import ChangeSet
+from sheetstream.runtime import metrics
+from sheetstream.stores.base import Store
 
 log = structlog.get_logger("sheetstream.dispatcher")
 
@@ -24,10 +32,22 @@ class ChangeSink(Protocol):
 class Dispatcher:
     """Consumes the bus for one gateway process and publishes every change to the hub."""
 
-    def __init__(self, bus: Bus, hub: ChangeSink, *, consumer: str = "gateway") -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        hub: ChangeSink,
+        *,
+        consumer: str = "gateway",
+        store: Store | None = None,
+        is_watched: Callable[[str], bool] | None = None,
+    ) -> None:
         self.bus = bus
         self.hub = hub
         self.consumer = consumer
+        self.store = store
+        self.is_watched = is_watched
+        self.heads: dict[str, tuple[str, int]] = {}
+        """The (epoch, version) of the last change dispatched, per source."""
         self.retry_initial_s = 0.1
         self.retry_max_s = 5.0
         self.dispatched = 0
@@ -48,15 +68,23 @@ class Dispatcher:
                 log.exception("bus consume failed; retrying", error=repr(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.retry_max_s)
+                await self.resync()
 
     async def _consume(self) -> None:
         async for delivery in self.bus.consume(self.consumer):
+            metrics.BUS_CONSUMED.inc()
             try:
                 await self.dispatch(delivery.changeset)
             except Exception as exc:
                 # Subscribers notice the missing version at the next change and read it from the store.
                 self.failed += 1
-                log.exception("dispatch failed", error=repr(exc))
+                metrics.DISPATCH_FAILURES.inc()
+                log.exception("dispatch failed", source=delivery.changeset.source, error=repr(exc))
+                try:
+                    await delivery.fail(repr(exc))
+                except Exception as fail_exc:
+                    log.warning("nack failed", error=repr(fail_exc))
+                continue
             try:
                 await delivery.ack()
             except Exception as exc:
@@ -67,3 +95,28 @@ class Dispatcher:
         frame = encode_change_frame(changeset)
         await self.hub.publish(changeset, frame)
         self.dispatched += 1
+        head = self.heads.get(changeset.source)
+        if head is None or head[0] != changeset.epoch or head[1] < changeset.version:
+            self.heads[changeset.source] = (changeset.epoch, changeset.version)
+
+    async def resync(self) -> int:
+        """Dispatch what the store holds after the last dispatched change of each watched source; how many."""
+        if self.store is None:
+            return 0
+        count = 0
+        for source, (epoch, version) in list(self.heads.items()):
+            if self.is_watched is not None and not self.is_watched(source):
+                continue
+            try:
+                missed = await self.store.changes_since(source, epoch, version)
+            except Exception as exc:  # the source may be gone, or the store down: the next resync tries again
+                log.warning("resync read failed", source=source, error=repr(exc))
+                continue
+            # Not recovered (new epoch, pruned log): subscribers find out at the next change and get a snapshot.
+            for changeset in missed.changes if missed.recovered else []:
+                await self.dispatch(changeset)
+                count += 1
+        if count:
+            metrics.GAP_FILLS.inc(count)
+            log.info("changes missed by the bus dispatched from the store", count=count)
+        return count

@@ -1,0 +1,185 @@
+"""Prometheus metrics of this process, served at `/metrics` (api/metrics.py); every name starts `sheetstream_`.
+
+The metrics live in their own `REGISTRY` (a `CollectorRegistry` made once per process, with the process and
+platform collectors added), not in prometheus-client's global default registry, because sheetstream is also a
+library: an application that embeds it keeps its own default registry free of our names (and of clashes with
+its own), and `/metrics` serves exactly sheetstream's series. One registry per process is what Prometheus expects:
+every `Hub`, `Watch` and `Dispatcher` of the process adds to the same series.
+
+Call sites stay one line each and the WebSocket fan-out stays cheap: the hub counts the change frames of one
+change and adds them with one `inc(n)`; open connections and subscriptions are not counted at all but read from
+the hubs when scraped (`track_hub`), so they can never drift from the truth.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
+
+import orjson
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+if TYPE_CHECKING:
+    from sheetstream.core.model import Snapshot
+    from sheetstream.gateways.local import Hub
+    from sheetstream.sources.base import Fetched, Source
+
+T = TypeVar("T")
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_OPS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 10_000, 50_000)
+
+# -- gateway ----------------------------------------------------------------------------------------------------
+
+CONNECTIONS_OPEN = Gauge(
+    "sheetstream_connections_open", "WebSocket connections open on this process.", registry=REGISTRY
+)
+SUBSCRIPTIONS_OPEN = Gauge(
+    "sheetstream_subscriptions_open", "Subscriptions (connection, source) open on this process.", registry=REGISTRY
+)
+DELIVERIES = Counter(
+    "sheetstream_deliveries",
+    "Messages queued to WebSocket connections (changes, snapshots, replies, errors).",
+    registry=REGISTRY,
+)
+SLOW_CONSUMER_CLOSES = Counter(
+    "sheetstream_slow_consumer_closes",
+    "Connections closed with 4008 because their send queue was full.",
+    registry=REGISTRY,
+)
+PROTOCOL_ERRORS = Counter(
+    "sheetstream_protocol_errors",
+    "Error messages sent to WebSocket clients, by error code (message_too_big: frames closed with 1009).",
+    ["code"],
+    registry=REGISTRY,
+)
+STORE_READ_SECONDS = Histogram(
+    "sheetstream_store_read_seconds",
+    "Store reads of subscriptions (read: snapshot or changes_since), in seconds.",
+    ["read"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+# -- monitor ----------------------------------------------------------------------------------------------------
+
+SOURCE_READS = Counter(
+    "sheetstream_source_reads",
+    "Source reads, by source kind and outcome (ok: data read, not_modified: source said unchanged, error).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+SOURCE_READ_SECONDS = Histogram(
+    "sheetstream_source_read_seconds",
+    "Time to read a source (fetch and parse, before the diff), by source kind, in seconds.",
+    ["kind"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+CHANGES_DETECTED = Counter(
+    "sheetstream_changes_detected",
+    "Reads whose diff found changes, by source kind (committed or not).",
+    ["kind"],
+    registry=REGISTRY,
+)
+CHANGES_COMMITTED = Counter(
+    "sheetstream_changes_committed",
+    "Change sets committed to the store, by source kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+CHANGE_OPS = Histogram(
+    "sheetstream_change_ops",
+    "Operations per committed change set.",
+    buckets=_OPS_BUCKETS,
+    registry=REGISTRY,
+)
+COMMIT_REFUSALS = Counter(
+    "sheetstream_commit_refusals",
+    "Commits refused by the store's version fence (another writer moved the head).",
+    registry=REGISTRY,
+)
+PUBLISH_FAILURES = Counter(
+    "sheetstream_publish_failures",
+    "Committed change sets whose news could not be published on the bus (gateways fill the gap from the store).",
+    registry=REGISTRY,
+)
+
+# -- dispatcher -------------------------------------------------------------------------------------------------
+
+BUS_CONSUMED = Counter(
+    "sheetstream_bus_messages_consumed", "Messages taken off the bus by this process's dispatcher.", registry=REGISTRY
+)
+DISPATCH_FAILURES = Counter(
+    "sheetstream_dispatch_failures", "Bus messages whose dispatch to the hub failed.", registry=REGISTRY
+)
+GAP_FILLS = Counter(
+    "sheetstream_dispatcher_gap_fills",
+    "Changes the dispatcher read from the store because the bus lost their news.",
+    registry=REGISTRY,
+)
+
+# -- gauges read from the hubs when scraped ---------------------------------------------------------------------
+
+_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
+CONNECTIONS_OPEN.set_function(lambda: sum(hub.connection_count for hub in list(_hubs)))
+SUBSCRIPTIONS_OPEN.set_function(lambda: sum(hub.table.subscription_count for hub in list(_hubs)))
+
+
+def track_hub(hub: Hub) -> None:
+    """Count `hub`'s connections and subscriptions in the gauges (until it is garbage collected)."""
+    _hubs.add(hub)
+
+
+# -- one-line helpers for the call sites ------------------------------------------------------------------------
+
+_ERROR_PREFIX = b'{"type":"error"'
+
+
+def sent(data: bytes) -> None:
+    """One message queued to a connection; an `error` message also counts under its code."""
+    DELIVERIES.inc()
+    if data.startswith(_ERROR_PREFIX):  # errors are rare: decoding them costs nothing on the hot path
+        PROTOCOL_ERRORS.labels(code=str(orjson.loads(data).get("code", "unknown"))).inc()
+
+
+async def read_source(source: Source, previous: Snapshot | None, kind: str) -> Fetched:
+    """`source.fetch(previous)`, timed and counted by outcome; its errors are counted and raised unchanged."""
+    started = time.perf_counter()
+    try:
+        fetched = await source.fetch(previous)
+    except Exception:  # a cancelled read (the watch stopped) is no failure of the source
+        SOURCE_READS.labels(kind=kind, outcome="error").inc()
+        raise
+    finally:
+        SOURCE_READ_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+    SOURCE_READS.labels(kind=kind, outcome="ok" if fetched.snapshot is not None else "not_modified").inc()
+    return fetched
+
+
+def committed(kind: str, ops: int) -> None:
+    """A change set of `ops` operations was committed."""
+    CHANGES_COMMITTED.labels(kind=kind).inc()
+    CHANGE_OPS.observe(ops)
+
+
+async def timed_store_read(read: str, awaitable: Awaitable[T]) -> T:
+    """Await a store read of a subscription, observing its latency under `read` (snapshot or changes_since)."""
+    started = time.perf_counter()
+    try:
+        return await awaitable
+    finally:
+        STORE_READ_SECONDS.labels(read=read).observe(time.perf_counter() - started)
