@@ -13,7 +13,9 @@ the version, the receive time (`time.time()`) and the message's `at`. The driver
 - `{"cmd": "quit"}`: close every connection and exit.
 
 Two clients are built in: the `websockets` asyncio client and `picows` (a Cython client, much cheaper per message,
-so the load generator is less likely to be the bottleneck).
+so the load generator is less likely to be the bottleneck). With `--protocol socketio` (picows client only) the
+same messages travel inside Socket.IO packets: the client joins namespace `/`, sends `42["subscribe", {...}]`,
+answers Engine.IO pings and reads `42["message", {...}]`.
 """
 
 from __future__ import annotations
@@ -50,14 +52,17 @@ class Recorder:
 
     def on_message(self, index: int, payload: bytes | str) -> bool:
         """Handle one text frame; True when it was the connection's snapshot."""
+        return self.on_decoded(index, orjson.loads(payload), len(payload))
+
+    def on_decoded(self, index: int, message: dict[str, Any], size: int) -> bool:
+        """Handle one decoded message of `size` bytes on the wire; True when it was the connection's snapshot."""
         now = time.time()
-        message = orjson.loads(payload)
         kind = message.get("type")
         if kind == "change":
             version = message["version"]
             self.records.append((index, version, now, message["at"]))
             if index == 0:
-                self.frame_bytes[version] = len(payload)
+                self.frame_bytes[version] = size
             return False
         if kind == "snapshot":
             self.subscribed += 1
@@ -115,16 +120,19 @@ async def _read_all(ws: Any, index: int, rec: Recorder) -> None:
         rec.on_message(index, message)
 
 
-def picows_factory(index: int, source: str, rec: Recorder) -> Callable[[], Any]:
-    """A picows listener factory for connection `index`."""
+def picows_factory(index: int, source: str, rec: Recorder, socketio: bool = False) -> Callable[[], Any]:
+    """A picows listener factory for connection `index` (speaking Socket.IO around the messages if `socketio`)."""
     from picows import WSListener, WSMsgType
 
     class Listener(WSListener):
         def on_ws_connected(self, transport: Any) -> None:
-            transport.send(WSMsgType.TEXT, subscribe_frame(source))
+            if not socketio:  # Socket.IO: wait for the Engine.IO open packet
+                transport.send(WSMsgType.TEXT, subscribe_frame(source))
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            if frame.msg_type == WSMsgType.TEXT:
+            if frame.msg_type == WSMsgType.TEXT and socketio:
+                socketio_packet(transport, frame.get_payload_as_bytes())
+            elif frame.msg_type == WSMsgType.TEXT:
                 rec.on_message(index, frame.get_payload_as_bytes())
             elif frame.msg_type == WSMsgType.CLOSE:
                 if len(rec.errors) < 20:
@@ -133,7 +141,21 @@ def picows_factory(index: int, source: str, rec: Recorder) -> Callable[[], Any]:
                     )
                 transport.disconnect()
 
+    def socketio_packet(transport: Any, payload: bytes) -> None:
+        if payload.startswith(b"42"):  # an event: ["message", {...}]
+            rec.on_decoded(index, orjson.loads(payload[2:])[1], len(payload))
+        elif payload == b"2":  # Engine.IO ping
+            transport.send(WSMsgType.TEXT, b"3")
+        elif payload.startswith(b"0"):  # Engine.IO open: join the default namespace
+            transport.send(WSMsgType.TEXT, b"40")
+        elif payload.startswith(b"40"):  # joined: subscribe
+            transport.send(WSMsgType.TEXT, b'42["subscribe",' + subscribe_frame(source) + b"]")
+
     return Listener
+
+
+SOCKETIO = False
+"""Whether the picows clients speak Socket.IO (set from --protocol)."""
 
 
 async def picows_client(index: int, url: str, source: str, rec: Recorder, stop: asyncio.Event) -> None:
@@ -141,7 +163,7 @@ async def picows_client(index: int, url: str, source: str, rec: Recorder, stop: 
     from picows import ws_connect
 
     transport, _listener = await ws_connect(
-        picows_factory(index, source, rec), url, websocket_handshake_timeout=120
+        picows_factory(index, source, rec, SOCKETIO), url, websocket_handshake_timeout=120
     )
     stopper = asyncio.ensure_future(stop.wait())
     closed = asyncio.ensure_future(transport.wait_disconnected())
@@ -220,6 +242,8 @@ def summarize(records: list[Record], connections: int, vmin: int, vmax: int) -> 
         "first_at": first_at if latencies else None,
         "last_receive": last_receive if latencies else None,
         "spread_p50_ms": percentile(spans, 50) * 1000,
+        # Each version's first and last receive time (time.time()), for measuring from an outside event.
+        "receive_span": {str(v): span for v, span in sorted(receive_span.items())},
         # Each version's median and largest latency: shows whether a slow tail is one change or every change.
         "by_version_ms": {
             str(v): [round(1000 * statistics.median(lat), 1), round(1000 * max(lat), 1)]
@@ -366,7 +390,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=5000)
     parser.add_argument("--client", choices=sorted(CLIENTS), default="websockets")
     parser.add_argument("--connect-concurrency", type=int, default=100, help="Connections opening at once.")
-    asyncio.run(main_async(parser.parse_args(argv)))
+    parser.add_argument(
+        "--protocol", choices=("sheetstream", "socketio"), default="sheetstream", help="socketio: picows only."
+    )
+    args = parser.parse_args(argv)
+    if args.protocol == "socketio":
+        if args.client != "picows":
+            parser.error("--protocol socketio needs --client picows")
+        global SOCKETIO
+        SOCKETIO = True
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

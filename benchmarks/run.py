@@ -1,18 +1,20 @@
 """Run every benchmark and (re)write docs/benchmarks.md with the figures, the machine and how they were measured.
 
-    python -m benchmarks.run [--connections 5000] [--runs 3] [--client picows] [--output docs/benchmarks.md]
+    python -m benchmarks.run [--connections 5000] [--runs 3] [--memory-connections 10000] [--output docs/benchmarks.md]
 
-`make bench` runs this. The fan-out benchmark is `benchmarks/bench_fanout.py`; the diff benchmark,
-`benchmarks/bench_diff.py`, is run when it exists (its `run()` returns a dict, shown as tables).
+`make bench` runs this: the fan-out benchmark (`benchmarks/bench_fanout.py`, sheetstream beside raw picows,
+Node `ws`, websockets `broadcast()` and python-socketio), the end-to-end benchmark (`benchmarks/bench_e2e.py`) and
+the diff benchmark (`benchmarks/bench_diff.py`, against daff). Rendering is in `benchmarks/report.py`; the fan-out
+plot is written beside the page (docs/img/) when matplotlib is installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import platform
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,56 +22,57 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_fanout
+from benchmarks import bench_fanout, report
+from benchmarks.report import fmt, table
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "docs" / "benchmarks.md"
+IMAGES = "img"
+"""Folder of the plots, next to the page."""
 
 INTRO = """\
 # Benchmarks
 
-This page is written by `make bench` (`python -m benchmarks.run`); edit the template in `benchmarks/run.py`, not
-this file. Benchmarks are not tests: nothing here passes or fails on speed. Every figure is the median of repeated
-runs, with the smallest and largest run beside it.
+This page is written by `make bench` (`python -m benchmarks.run`); edit the templates in `benchmarks/run.py` and
+`benchmarks/report.py`, not this file. Benchmarks are not tests: nothing here passes or fails on speed.
 
-The machine is small (2 cores) and shared with other work, so absolute figures move from one day to the next. What
-holds better is the comparison with a baseline measured in the same run, on the same cores, with the same load
-generator: read the ratios first.
+The machine is small (2 cores) and shared with other work, so absolute figures move from one day to the next,
+and a run can be slowed by whatever else the machine did meanwhile (the load average is given per run). What
+holds better is the comparison with the peers measured in the same run, on the same cores, with the same load
+generator: read the ratios to raw picows first, and the CPU per delivery before the latencies.
 
-For a quick check of the fan-out benchmark alone: `python -m benchmarks.bench_fanout --connections 500 --runs 1`
-(`--targets sheetstream` skips the baseline, `--json FILE` keeps every figure). The load generator uses `picows`
-when it is installed, else the `websockets` client; in a one-off comparison here (baseline server, 5,000
-connections) the `websockets` client spent about 40 µs of CPU per received message against about 27 µs for
-`picows`, and fell seconds behind, so with it the figures measure the client more than the server.
+For a quick check: `python -m benchmarks.bench_fanout --connections 1000 --runs 1 --systems fast,picows`
+(`--json FILE` keeps every figure; `--systems` takes any of {systems}).
 """
 
 FANOUT_METHOD = """\
-**What is measured.** One change to a watched file is delivered to {connections:,} WebSocket subscribers.
+**What is measured.** One change delivered to {connections:,} WebSocket subscribers, by each system in turn:
 
 - *sheetstream* is the real server, `python -m sheetstream serve --store sqlite:///… --log-level warning
-  --send-queue-size {send_queue}`, in its own process{pin_server}. It watches a CSV file ({rows} rows x 4 columns,
-  poll interval 30 s); a change rewrites the file atomically (temporary file + `os.replace`) and calls
+  --send-queue-size {send_queue}` (plus `--ws-port P` for the picows listener), in its own process{pin_server}.
+  It watches a CSV file ({rows} rows x 4 columns); a change rewrites the file atomically and calls
   `POST /v1/sources/{{id}}/refresh`, so each delivery went through the monitor's read and diff, the SQLite commit,
-  the in-process bus, the dispatcher and each connection's send queue.
-- *baseline* is `benchmarks/baseline_broadcast.py`: a plain `websockets` server that answers the same `subscribe`
-  with a small snapshot and sends change messages of the same shape and size with `websockets.broadcast()` when the
-  driver asks on its stdin (no store, no bus, no queues), also in its own process{pin_server}.
+  the in-process bus, the dispatcher and the hub's sessions. The driver learns of each commit by reading the SQLite
+  file (read-only), which costs the server nothing. *ASGI* is `/v1/ws` on the REST port (uvicorn, a send queue
+  and writer task per connection); the *picows listener* writes each change to the sockets directly.
+- The peers are the servers of `benchmarks/baselines/`, each answering the same `subscribe` with a small snapshot
+  and sending change messages of the same shape and size, encoded once, when the driver asks on stdin (no store,
+  no bus, no queues): raw picows (`WSTransport.send` in a loop, picows's defaults and auto-ping), Node `ws`
+  (`send` of one Buffer in a loop, a ping timer), websockets (`broadcast()`), python-socketio on uvicorn (one
+  `emit` to a room). All ping every 20 s, none compresses.
 - The load generator, `benchmarks/loadgen.py`, is a separate process{pin_loadgen} holding every connection with
-  the `{client}` client (no compression, no client pings). Each connection subscribes and waits for its snapshot;
-  then every `change` it receives is recorded with `time.time()`. **Latency** is that receive time minus the change's
-  `at` (sheetstream: the commit time; baseline: the send time; ms resolution, same clock).
-- **Memory**: the server's VmRSS (`/proc/PID/status`) after all subscriptions minus before, per connection.
+  the picows client (Socket.IO framing for python-socketio). **Latency** is each receive's `time.time()` minus the
+  change's `at` (sheetstream: the commit time; peers: the send time; ms resolution, same clock).
+- **Memory**: the server's VmRSS after all subscriptions minus before, per connection.
 - **Paced**: {paced} changes, one every {interval:.0f} ms; latency p50/p99 over every delivery.
-- **Burst**: {burst} changes, each made as soon as the previous one is committed (sheetstream: the version moved
-  in `GET /v1/sources/{{id}}`; baseline: `broadcast()` returned), so fan-out of one change overlaps the next commit.
-  **Deliveries/s** = deliveries / (last receive - first change's `at`). **CPU per delivery** = the server's
-  utime + stime (`/proc/PID/stat`) over the burst / deliveries; for sheetstream it includes the HTTP calls the
-  driver makes (refresh and version polls), a small share next to {connections:,} sends per change.
-- **Correctness**: every connection must receive every committed version once; missing and duplicated
+- **Burst**: {burst} changes, each made as soon as the previous one is committed (peers: sent), so the fan-out of one
+  change overlaps the next. **Deliveries/s** = deliveries / (last receive - first change's `at`). **CPU per
+  delivery** = the server's utime + stime over the burst / deliveries (sheetstream's includes reading, diffing and
+  committing each change and the refresh request).
+- **Correctness**: every connection must receive every version once; missing and duplicated
   (connection, version) pairs are counted over all runs and must be 0.
-- *Waiting for a CPU* is the run-queue wait of the process's main thread (`/proc/PID/schedstat`): the share of
-  the time it was ready to run but another process had the core. It shows how much the shared machine got in the
-  way of a run.
+- *Waiting for a CPU* is the run-queue wait of the process's main thread (`/proc/PID/schedstat`): how much the
+  shared machine got in the way of a run.
 """
 
 
@@ -125,196 +128,14 @@ def machine() -> dict[str, Any]:
         "websockets": version_of("websockets"),
         "picows": version_of("picows"),
         "uvicorn": version_of("uvicorn"),
+        "python-socketio": version_of("python-socketio"),
+        "daff": version_of("daff"),
+        "node": node_version(),
         "load_before": load_average(),
     }
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------
-
-
-def fmt(value: Any) -> str:
-    """A figure with sensible precision."""
-    if isinstance(value, float):
-        if value != value:
-            return "n/a"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        if abs(value) >= 100:
-            return f"{value:.0f}"
-        if abs(value) >= 10:
-            return f"{value:.1f}"
-        if abs(value) >= 1 or value == 0:
-            return f"{value:.2f}"
-        return f"{value:.3g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def fanout_section(result: dict[str, Any], command: str) -> str:
-    """The fan-out benchmark's part of the page."""
-    pinned = result["pinned"]
-    out = [
-        f"## Fan-out: one change to {result['connections']:,} WebSocket subscribers",
-        "",
-        f"Command: `{command}` ({result['runs']} run(s) per system, alternating which goes first).",
-        "",
-    ]
-    summary, ratios = result["summary"], result["ratios"]
-    names = [n for n in ("sheetstream", "baseline") if n in summary]
-    if names:
-        header = ["figure", *[f"{n} median (min-max)" for n in names]]
-        if ratios:
-            header.append("sheetstream / baseline")
-        rows = []
-        for metric, label in bench_fanout.METRICS.items():
-            row = [label]
-            for name in names:
-                s = summary[name][metric]
-                row.append(f"**{fmt(s['median'])}** ({fmt(s['min'])}-{fmt(s['max'])})")
-            if ratios:
-                ratio = ratios.get(metric, float("nan"))
-                row.append(f"{ratio:.2f}x" if ratio == ratio else "")
-            rows.append(row)
-        out += [table(header, rows), ""]
-        correctness = "; ".join(
-            f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
-            for name, counts in result["correctness"].items()
-            if name in summary
-        )
-        out += [f"Correctness over all runs (must all be 0): {correctness}.", ""]
-        out += ["Every run:", "", per_run_table(result), ""]
-    for name, error in result["errors"].items():
-        out += [f"**{name} did not run to the end:**", "", "```", error, "```", ""]
-    out += [
-        FANOUT_METHOD.format(
-            connections=result["connections"],
-            send_queue=bench_fanout.SEND_QUEUE_SIZE,
-            rows=bench_fanout.CSV_ROWS,
-            pin_server=" pinned to CPU 0 (`taskset -c 0`)" if pinned else " (not pinned: taskset is missing)",
-            pin_loadgen=" pinned to CPU 1" if pinned else " (not pinned)",
-            client=result["client"],
-            paced=result["paced_changes"],
-            interval=result["paced_interval_s"] * 1000,
-            burst=result["burst_changes"],
-        ),
-        fanout_reading(result),
-        "",
-    ]
-    return "\n".join(out)
-
-
-def per_run_table(result: dict[str, Any]) -> str:
-    """One row per run and system: the figures the medians come from."""
-    keys = [
-        ("mem_per_conn_kib", "KiB/conn"),
-        ("paced_p50_ms", "paced p50 ms"),
-        ("paced_p99_ms", "paced p99 ms"),
-        ("burst_rate", "burst deliveries/s"),
-        ("burst_p50_ms", "burst p50 ms"),
-        ("burst_p99_ms", "burst p99 ms"),
-        ("cpu_per_delivery_us", "server µs/delivery"),
-        ("burst_loadgen_cpu_pct", "loadgen CPU %"),
-        ("burst_server_wait_pct", "server CPU-wait %"),
-        ("burst_loadgen_wait_pct", "loadgen CPU-wait %"),
-        ("burst_gc_max_ms", "longest GC ms"),
-        ("paced_versions", "paced versions"),
-        ("burst_versions", "burst versions"),
-    ]
-    rows = []
-    for name, runs in result["per_run"].items():
-        for i, figures in enumerate(runs, 1):
-            rows.append([f"{name} #{i}", *[fmt(figures.get(k, float("nan"))) for k, _ in keys]])
-    return table(["run", *[label for _, label in keys]], rows)
-
-
-def fanout_reading(result: dict[str, Any]) -> str:
-    """One paragraph on what the figures mean and where they stop meaning it, from the figures themselves."""
-    summary, ratios = result["summary"], result["ratios"]
-    if "sheetstream" not in summary:
-        return "**Reading the figures.** sheetstream did not complete a run, so there is nothing to compare."
-    ours = {k: v["median"] for k, v in summary["sheetstream"].items()}
-    parts = ["**Reading the figures.**"]
-    if ratios:
-        parts.append(
-            f"Per delivery, sheetstream spends {ratios['cpu_per_delivery_us']:.1f}x the server CPU of a bare "
-            f"`websockets.broadcast()` ({fmt(ours['cpu_per_delivery_us'])} µs against "
-            f"{fmt(summary['baseline']['cpu_per_delivery_us']['median'])} µs) and holds "
-            f"{ratios['mem_per_conn_kib']:.1f}x the memory per connection; that is the price of what the baseline "
-            "does not do: a committed, versioned change log, a send queue per connection that closes slow "
-            "consumers instead of buffering without bound, and gap-free resume. The CPU figure is the most stable "
-            "one here, since it does not depend on when the scheduler let each process run."
-        )
-    lg_cpu, lg_wait = ours["burst_loadgen_cpu_pct"], ours["burst_loadgen_wait_pct"]
-    lg_us, srv_us = ours["burst_loadgen_cpu_per_delivery_us"], ours["cpu_per_delivery_us"]
-    if lg_cpu + lg_wait >= 80 and lg_us >= srv_us * 0.8:
-        verdict = (
-            "so the load generator was (close to) saturated and latencies and deliveries/s are in part its limit, "
-            "not the server's"
-        )
-    else:
-        pacer = (
-            "the server"
-            if ours["burst_server_wait_pct"] < 30
-            else "the server and the other work on its core"
-        )
-        verdict = f"so during sheetstream's burst the load generator had headroom and {pacer}, not the client, set the pace"
-    parts.append(
-        f"The load generator is Python too: during sheetstream's burst it used {fmt(lg_cpu)} % of its core and "
-        f"{fmt(lg_us)} µs per delivery (the server {fmt(srv_us)} µs), and waited for a CPU {fmt(lg_wait)} % of the "
-        f"time, {verdict}."
-    )
-    if "baseline" in summary:
-        base = {k: v["median"] for k, v in summary["baseline"].items()}
-        busy = base["burst_loadgen_cpu_pct"] + base["burst_loadgen_wait_pct"]
-        if busy >= 80:
-            parts.append(
-                f"During the baseline's burst, though, the load generator was busy or waiting for its core "
-                f"{fmt(busy)} % of the time ({fmt(base['burst_loadgen_cpu_per_delivery_us'])} µs per delivery): the "
-                "baseline's deliveries/s and latencies are partly the client's limit, so its true figures are "
-                "better and the deliveries/s and latency ratios flatter sheetstream; the CPU-per-delivery ratio "
-                "does not depend on the client."
-            )
-        else:
-            parts.append(
-                f"During the baseline's burst the load generator was busy or waiting {fmt(busy)} % of the time, so "
-                "it had headroom there too."
-            )
-    gc_max, gc_share = ours["burst_gc_max_ms"], ours["burst_gc_share_pct"]
-    if gc_max >= 100:
-        base_gc = summary["baseline"]["burst_gc_max_ms"]["median"] if "baseline" in summary else float("nan")
-        parts.append(
-            f"sheetstream's latency tail is mostly pauses of the whole server process, not slow connections: its "
-            f"longest garbage collection during the burst took {fmt(gc_max)} ms of wall-clock time "
-            f"({fmt(gc_share)} % of the burst "
-            f"went to collections of 5 ms or more; baseline: longest {fmt(base_gc)} ms). Such a pause delays every "
-            "delivery of the change in flight, which is why p99 sits so far above p50 (`--json` output lists each "
-            "version's median and largest latency: a few versions are late as a whole)."
-        )
-    paced_versions = [f["paced_versions"] for f in result["per_run"]["sheetstream"]]
-    if min(paced_versions) < result["paced_changes"]:
-        parts.append(
-            f"In the paced test sheetstream committed {min(paced_versions)}-{max(paced_versions)} versions for "
-            f"{result['paced_changes']} writes: a change took longer to fan out than the pause before the next "
-            "one, so the monitor read the file less often and committed several writes as one version (coalescing, "
-            "as intended); every committed version still reached every subscriber."
-        )
-    parts.append(
-        f"Both processes also waited for a CPU (sheetstream's server {fmt(ours['burst_server_wait_pct'])} % of the "
-        f"burst; load average {result.get('load', 'unknown')}): on this shared 2-core machine other work took turns "
-        "on the pinned cores, which stretches latencies (p99 most) far more than it changes CPU per delivery. "
-        "Latencies are for changes that each touch one cell (a ~"
-        f"{fmt(ours['frame_bytes'])}-byte message); larger changes cost more per delivery in both systems, and "
-        "permessage-deflate, which browsers negotiate, would add one compression per message per connection."
-    )
-    return " ".join(parts)
 
 
 def inline(value: Any) -> str:
@@ -382,32 +203,41 @@ def machine_section(info: dict[str, Any], started: datetime, seconds: float) -> 
         ["Python", info["python"]],
         ["kernel", info["kernel"]],
         ["websockets / picows / uvicorn", f"{info['websockets']} / {info['picows']} / {info['uvicorn']}"],
+        ["python-socketio / daff / node", f"{info['python-socketio']} / {info['daff']} / {info['node']}"],
         ["load average before / after (1, 5, 15 min)", f"{info['load_before']} / {info['load_after']}"],
         ["time taken", f"{seconds / 60:.1f} min"],
     ]
     return "\n".join(["## Machine", "", table(["", ""], rows), ""])
 
 
-# --- main -----------------------------------------------------------------------------------------------------------
 
 
-def run_diff() -> tuple[dict[str, Any] | None, str | None]:
-    """bench_diff.run() when benchmarks/bench_diff.py exists: (figures, None), (None, error) or (None, None)."""
-    if importlib.util.find_spec("benchmarks.bench_diff") is None:
-        return None, None
+# --- the benchmarks ------------------------------------------------------------------------------------------------
+
+
+def attempt(module: str, **kwargs: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """`benchmarks.<module>.run(**kwargs)`: (figures, None) or (None, the error); one failure loses no other."""
     try:
-        module = importlib.import_module("benchmarks.bench_diff")
-        result: dict[str, Any] = module.run()
-    except Exception as exc:  # one broken benchmark must not lose the others' figures
+        result: dict[str, Any] = importlib.import_module(f"benchmarks.{module}").run(**kwargs)
+    except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
     return result, None
 
 
-def diff_description() -> str:
-    """The diff benchmark's module docstring up to its "Run:" line: what it measures and against what."""
-    module = sys.modules.get("benchmarks.bench_diff")
-    doc = (module.__doc__ or "") if module is not None else ""
-    return doc.split("Run:", 1)[0].strip()
+def description(module: str) -> str:
+    """A benchmark module's docstring after its usage line and up to its "Run:" or `run()` sentence."""
+    doc = (sys.modules[f"benchmarks.{module}"].__doc__ or "") if f"benchmarks.{module}" in sys.modules else ""
+    paragraphs = [p for p in doc.split("\n\n") if not p.startswith("    ")]
+    text = "\n\n".join(paragraphs[1:] if len(paragraphs) > 1 else paragraphs)
+    return text.split("Run:", 1)[0].split("`run()` returns", 1)[0].strip()
+
+
+def node_version() -> str:
+    """The version of node on PATH, or 'not installed'."""
+    try:
+        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not installed"
 
 
 def render(
@@ -416,15 +246,33 @@ def render(
     seconds: float,
     fanout: dict[str, Any],
     fanout_command: str,
-    diff: dict[str, Any] | None,
-    diff_error: str | None,
+    plots: list[str],
+    e2e: tuple[dict[str, Any] | None, str | None],
+    diff: tuple[dict[str, Any] | None, str | None],
 ) -> str:
     """The whole page."""
-    parts = [INTRO, machine_section(info, started, seconds), fanout_section(fanout, fanout_command)]
-    if diff is not None:
-        parts.append(generic_section("Diff engine (`benchmarks/bench_diff.py`)", diff, diff_description()))
-    elif diff_error is not None:
-        parts.append(f"## Diff engine\n\n`benchmarks/bench_diff.py` failed:\n\n```\n{diff_error}\n```\n")
+    pinned = fanout["pinned"]
+    method = FANOUT_METHOD.format(
+        connections=fanout["connections"],
+        send_queue=bench_fanout.SEND_QUEUE_SIZE,
+        rows=bench_fanout.CSV_ROWS,
+        pin_server=" pinned to CPU 0 (`taskset -c 0`)" if pinned else " (not pinned: taskset is missing)",
+        pin_loadgen=" pinned to CPU 1" if pinned else " (not pinned)",
+        paced=fanout["paced_changes"],
+        interval=fanout["paced_interval_s"] * 1000,
+        burst=fanout["burst_changes"],
+    )
+    parts = [
+        INTRO.format(systems=", ".join(bench_fanout.SYSTEMS)),
+        machine_section(info, started, seconds),
+        report.fanout_section(fanout, fanout_command, [f"{IMAGES}/{p}" for p in plots]),
+        method,
+        report.e2e_section(e2e[0], e2e[1], description("bench_e2e")),
+    ]
+    if diff[0] is not None:
+        parts.append(generic_section("Diff engine (`benchmarks/bench_diff.py`)", diff[0], description("bench_diff")))
+    elif diff[1] is not None:
+        parts.append(f"## Diff engine\n\n`benchmarks/bench_diff.py` failed:\n\n```\n{diff[1]}\n```\n")
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -433,25 +281,37 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark and write docs/benchmarks.md.")
     parser.add_argument("--connections", type=int, default=5000, help="Fan-out subscribers.")
     parser.add_argument("--runs", type=int, default=3, help="Fan-out runs per system.")
-    parser.add_argument("--client", choices=("websockets", "picows"), help="Load generator client.")
+    parser.add_argument(
+        "--systems", default=",".join(bench_fanout.SYSTEMS), help="Fan-out systems, comma-separated."
+    )
+    parser.add_argument(
+        "--memory-connections", type=int, default=10_000, help="Memory per idle connection at this N (0: skip)."
+    )
+    parser.add_argument("--e2e-subscribers", type=int, default=1000)
     parser.add_argument("--skip-diff", action="store_true", help="Do not run benchmarks/bench_diff.py.")
+    parser.add_argument("--skip-e2e", action="store_true", help="Do not run benchmarks/bench_e2e.py.")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="Where to write the page.")
     args = parser.parse_args(argv)
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
 
     started, t0 = datetime.now(UTC), time.monotonic()
     info = machine()
-    fanout = bench_fanout.run(args.connections, args.runs, client=args.client)
+    fanout = bench_fanout.run(args.connections, args.runs, systems, args.memory_connections or None)
     bench_fanout.print_report(fanout)
-    fanout["load"] = load_average()
-    diff, diff_error = (None, None) if args.skip_diff else run_diff()
-    if diff_error:
-        print(f"bench_diff failed: {diff_error}", file=sys.stderr)
-    info["load_after"] = load_average()
-    fanout_command = (
-        f"python -m benchmarks.bench_fanout --connections {args.connections} --runs {args.runs} "
-        f"--client {fanout['client']}"
+    plots = report.plot_fanout(fanout, args.output.parent / IMAGES)
+    e2e: tuple[dict[str, Any] | None, str | None] = (
+        (None, "skipped") if args.skip_e2e else attempt("bench_e2e", subscribers=args.e2e_subscribers)
     )
-    page = render(info, started, time.monotonic() - t0, fanout, fanout_command, diff, diff_error)
+    diff: tuple[dict[str, Any] | None, str | None] = (None, None) if args.skip_diff else attempt("bench_diff")
+    for name, (_, error) in (("bench_e2e", e2e), ("bench_diff", diff)):
+        if error and error != "skipped":
+            print(f"{name} failed: {error}", file=sys.stderr)
+    info["load_after"] = load_average()
+    command = (
+        f"python -m benchmarks.bench_fanout --connections {args.connections} --runs {args.runs} "
+        f"--systems {','.join(systems)} --memory-connections {args.memory_connections}"
+    )
+    page = render(info, started, time.monotonic() - t0, fanout, command, plots, e2e, diff)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(page)
     print(f"wrote {args.output}")

@@ -3,6 +3,14 @@
 One `Watch` task per source. A read that fails marks the source `error`, backs off exponentially with jitter and
 tries again by itself; the first good read after that marks it `ok` again. The store is the source of truth: the
 watch starts from the committed snapshot and version, so a restarted process continues the version sequence.
+
+Alone, a monitor watches every active source. Given `SourceClaims` (several monitors on one store), it watches
+only the sources whose leases it holds, renews them every `claims.renew_every_s`, and stops a watch as soon as
+its lease is lost; a stale commit that slips through anyway is refused by the store's version fence.
+
+Given a `Scheduler` (runtime/scheduler.py), a watch of a quota-bound source (Google Sheets) asks it for a turn
+before every read instead of sleeping its poll interval: the scheduler then decides when, within the quota
+budgets, and backs off failures. Without one, or for other sources, every watch keeps its own timer.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from sheetstream.buses.base import Bus
 from sheetstream.core.diff import diff
 from sheetstream.core.model import ChangeSet, Snapshot
 from sheetstream.errors import ConfigError, SourceError, SourceNotFound, VersionConflict
+from sheetstream.runtime import metrics
+from sheetstream.runtime.leases import LeaseLost, SourceClaims
+from sheetstream.runtime.scheduler import Scheduler, Slot
 from sheetstream.sources.base import Source
 from sheetstream.stores.base import Retention, SourceRecord, SourceStatus, Store
 
@@ -73,10 +84,12 @@ class Watch:
         self.status: SourceStatus | None = record.status
         self.reads = 0
         self.commits = 0
+        self.slot: Slot | None = None
 
     async def run(self) -> None:
         """Read the source until cancelled."""
         source_id = self.record.id
+        structlog.contextvars.bind_contextvars(source=source_id)  # every log line of this watch's task names it
         try:
             source = self.monitor.source_factory(self.record.kind, self.record.config)
         except ConfigError as exc:
@@ -84,8 +97,13 @@ class Watch:
             return
         hints = asyncio.create_task(self._follow_hints(source), name=f"hints:{source_id}")
         backoff = Backoff(self.monitor.backoff_max_s)
+        scheduler = self.monitor.scheduler
+        if scheduler is not None and scheduler.governs(source):
+            self.slot = scheduler.register(source_id, source, self.record.poll_interval_s)  # type: ignore[arg-type]
         try:
             await self._load_head()
+            if self.slot is not None:
+                await self._run_scheduled(source, self.slot)
             delay = 0.0
             while True:
                 await self._sleep(delay)
@@ -99,31 +117,65 @@ class Watch:
                 except VersionConflict as exc:
                     # Another writer moved the head (or history was reset): start again from the store.
                     log.warning("commit refused, reloading head", source=source_id, error=str(exc))
+                    metrics.COMMIT_REFUSALS.inc()
                     await self._load_head()
                     delay = 0.0
                     continue
                 backoff.reset()
                 delay = self.record.poll_interval_s
         finally:
+            if self.slot is not None:
+                await self.slot.aclose()
             hints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await hints
             await source.aclose()
 
+    async def _run_scheduled(self, source: Source, slot: Slot) -> None:
+        """Read whenever the scheduler grants a turn; it also decides the backoff after a failure."""
+        while True:
+            await slot.turn()
+            try:
+                changeset = await self.read_once(source)
+            except SourceError as exc:
+                delay = slot.failed(exc, self.monitor.backoff_max_s)
+                log.warning("source read failed", source=self.record.id, error=str(exc), retry_in_s=round(delay, 2))
+                await self._set_status("error", str(exc))
+                continue
+            except VersionConflict as exc:
+                log.warning("commit refused, reloading head", source=self.record.id, error=str(exc))
+                metrics.COMMIT_REFUSALS.inc()
+                slot.done(changed=False)
+                await self._load_head()
+                slot.hint()
+                continue
+            slot.done(changed=changeset is not None)
+
+    def hint(self) -> None:
+        """The source may have changed: read it soon (at once, or when the scheduler allows)."""
+        self.wake.set()
+        if self.slot is not None:
+            self.slot.hint()
+
     async def read_once(self, source: Source) -> ChangeSet | None:
         """One read: fetch, diff against the last committed snapshot, commit and publish if anything changed."""
         self.reads += 1
-        fetched = await source.fetch(self.snapshot)
+        fetched = await metrics.read_source(source, self.snapshot, self.record.kind)
         if fetched.snapshot is not None:
             new = fetched.snapshot
             old = self.snapshot or Snapshot()
             key = self.record.config.get("key_column")
             ops = await asyncio.to_thread(diff, old, new, key_column=key)
             if ops:
+                metrics.CHANGES_DETECTED.labels(kind=self.record.kind).inc()
+                claims = self.monitor.claims
+                if claims is not None and not claims.holds(self.record.id):
+                    raise LeaseLost(self.record.id)
                 changeset = ChangeSet(
                     source=self.record.id, epoch=self.epoch, version=self.version + 1, at=self.monitor.clock(), ops=ops
                 )
                 await self.monitor.store.commit(new, changeset, retention=self.monitor.retention)
+                metrics.committed(self.record.kind, len(ops))
                 self.snapshot, self.version = new, changeset.version
                 self.commits += 1
                 await self._set_status("ok", None)
@@ -137,6 +189,7 @@ class Watch:
         try:
             await self.monitor.bus.publish(changeset)
         except Exception:  # the change is committed; gateways fill the gap from the store
+            metrics.PUBLISH_FAILURES.inc()
             log.exception("publish failed", source=changeset.source, version=changeset.version)
 
     async def _load_head(self) -> None:
@@ -154,7 +207,7 @@ class Watch:
     async def _follow_hints(self, source: Source) -> None:
         try:
             async for _ in source.hints():
-                self.wake.set()
+                self.hint()
         except Exception:  # hints are an optimisation; polling still covers the source
             log.exception("hint stream failed", source=self.record.id)
 
@@ -168,7 +221,7 @@ class Watch:
 
 
 class Monitor:
-    """Runs one Watch per active source and restarts it when the source's settings change."""
+    """Runs one Watch per active source (per claimed source, with `claims`) and restarts it when its settings change."""
 
     def __init__(
         self,
@@ -179,6 +232,8 @@ class Monitor:
         backoff_max_s: float = 60.0,
         clock: Clock = utc_now,
         source_factory: SourceFactory = _default_source_factory,
+        claims: SourceClaims | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -189,9 +244,20 @@ class Monitor:
         self.watches: dict[str, Watch] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self.claims = claims
+        self.scheduler = scheduler
+        self._claims_task: asyncio.Task[None] | None = None
+        self._claims_wake = asyncio.Event()
+        self._rebalancing = asyncio.Lock()
 
     async def start(self) -> None:
-        """Start watching every source in the store that is not paused."""
+        """Start watching every source in the store that is not paused (with claims: those it holds)."""
+        if self.scheduler is not None:
+            self.scheduler.start()
+        if self.claims is not None:
+            await self.rebalance()
+            self._claims_task = asyncio.create_task(self._keep_claims(self.claims), name="claims")
+            return
         cursor: str | None = None
         while True:
             records, cursor = await self.store.list_sources(limit=500, cursor=cursor)
@@ -201,22 +267,76 @@ class Monitor:
                 return
 
     async def stop(self) -> None:
-        """Cancel every watch and wait for them to finish."""
+        """Cancel every watch and wait for them to finish; with claims, release the leases for the others."""
         tasks = [*self._tasks.values(), *self._pending]
+        if self._claims_task is not None:
+            tasks.append(self._claims_task)
+            self._claims_task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self.watches.clear()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.claims is not None:
+            try:
+                await self.claims.release_all()
+            except Exception:  # the leases then expire by themselves
+                log.exception("could not release source leases", holder=self.claims.holder)
+
+    async def rebalance(self) -> None:
+        """With claims: one round of lease renewal, then watch exactly the sources held (called every ttl/3)."""
+        if self.claims is None:
+            raise RuntimeError("rebalance needs SourceClaims: Monitor(..., claims=SourceClaims(store))")
+        async with self._rebalancing:
+            active = await self._active_sources()
+            held = await self.claims.renew(active)
+            for source_id, task in list(self._tasks.items()):
+                new = active.get(source_id)
+                if (
+                    source_id not in held
+                    or new is None
+                    or task.done()
+                    or _settings_differ(self.watches[source_id].record, new)
+                ):
+                    await self._cancel(source_id)
+            for source_id in sorted(held - set(self._tasks)):
+                self._start(active[source_id])
+
+    async def _active_sources(self) -> dict[str, SourceRecord]:
+        active: dict[str, SourceRecord] = {}
+        cursor: str | None = None
+        while True:
+            records, cursor = await self.store.list_sources(limit=500, cursor=cursor)
+            active.update((record.id, record) for record in records if not record.paused)
+            if cursor is None:
+                return active
+
+    async def _keep_claims(self, claims: SourceClaims) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._claims_wake.wait(), timeout=claims.renew_every_s)
+            self._claims_wake.clear()
+            try:
+                await self.rebalance()
+            except Exception:
+                log.exception("lease renewal failed", holder=claims.holder)
+                # Leases this monitor can no longer vouch for are treated as lost.
+                for source_id in [s for s in self._tasks if not claims.holds(s)]:
+                    await self._cancel(source_id)
 
     def refresh(self, source_id: str) -> None:
         """Read this source as soon as possible."""
         watch = self.watches.get(source_id)
         if watch is not None:
-            watch.wake.set()
+            watch.hint()
 
     def reload(self, source_id: str) -> None:
         """The source was created, updated or deleted: (re)start or stop watching it."""
+        if self.claims is not None:  # which monitor watches it is the next round's business
+            self._claims_wake.set()
+            return
         self._spawn(self._reload(source_id))
 
     async def _reload(self, source_id: str) -> None:
@@ -239,6 +359,11 @@ class Monitor:
             await watch.run()
         except asyncio.CancelledError:
             raise
+        except LeaseLost as exc:
+            log.warning("watch stopped", source=watch.record.id, reason=str(exc))
+            if self.watches.get(watch.record.id) is watch:
+                del self.watches[watch.record.id]
+                self._tasks.pop(watch.record.id, None)
         except SourceNotFound:
             log.info("source deleted while watched", source=watch.record.id)
         except Exception:
@@ -255,3 +380,8 @@ class Monitor:
         task = asyncio.ensure_future(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+
+def _settings_differ(old: SourceRecord, new: SourceRecord) -> bool:
+    """Whether a watch must restart to follow an edit of its source."""
+    return (old.kind, old.config, old.poll_interval_s) != (new.kind, new.config, new.poll_interval_s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -14,14 +13,10 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from sheetstream.buses.registry import open_bus
 from sheetstream.gateways.local import Hub, websocket_route
-from sheetstream.runtime.dispatcher import Dispatcher
-from sheetstream.runtime.monitor import Monitor
 from sheetstream.runtime.services import Services
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.base import NewSource
-from sheetstream.stores.registry import open_store
 
 log = structlog.get_logger("sheetstream.server")
 
@@ -29,12 +24,13 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEMO_NAME = "demo"
 
 
-def create_app(services: Services, hub: Hub) -> FastAPI:
+def create_app(services: Services, hub: Hub | None) -> FastAPI:
     """The ASGI app: REST routes, `/v1/ws`, the web page at `/` and its files (and the JS client) at `/static`."""
     from sheetstream.api import create_api_app
 
     app = create_api_app(services)
-    app.router.routes.append(websocket_route(hub))
+    if hub is not None:  # None in the api role alone: the gateways serve /v1/ws
+        app.router.routes.append(websocket_route(hub))
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -67,29 +63,11 @@ async def ensure_demo_source(services: Services, path: Path) -> str:
 @contextlib.asynccontextmanager
 async def running(settings: Settings, *, demo_path: Path | None = None) -> AsyncIterator[tuple[FastAPI, Services]]:
     """Open the store and bus, start monitor and dispatcher, and yield the app; stop everything on exit."""
-    store = open_store(settings.store)
-    bus = open_bus(settings.bus)
-    await store.open()
-    await bus.open()
-    monitor = Monitor(store, bus, retention=settings.retention, backoff_max_s=settings.backoff_max_s)
-    hub = Hub(store, settings)
-    services = Services(
-        settings=settings, store=store, bus=bus, monitor=monitor, retention=settings.retention, hub=hub
-    )
-    dispatcher = Dispatcher(bus, hub)
-    dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
-    try:
-        if demo_path is not None:
-            await ensure_demo_source(services, demo_path)
-        await monitor.start()
-        yield create_app(services, hub), services
-    finally:
-        await monitor.stop()
-        await hub.close()
-        dispatch_task.cancel()
-        await asyncio.gather(dispatch_task, return_exceptions=True)
-        await bus.close()
-        await store.close()
+    # The wiring of each role lives in runtime.roles (imported here, not at the top: it builds on this module).
+    from sheetstream.runtime.roles import running_roles
+
+    async with running_roles(settings, demo_path=demo_path) as (app, services):
+        yield app, services
 
 
 class _Server(uvicorn.Server):
@@ -118,13 +96,13 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         ws_ping_interval=settings.ping_interval_s,
         ws_ping_timeout=settings.ping_timeout_s,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go through configure_logging's handler: JSON like ours
         lifespan="off",
     )
 
 
 async def serve(settings: Settings, *, demo_path: Path | None = None) -> None:
     """Run every role in this process until interrupted."""
-    async with running(settings, demo_path=demo_path) as (app, services):
-        server = _Server(uvicorn_config(app, settings), services.hub)
-        log.info("serving", url=f"http://{settings.host}:{settings.port}", store=settings.store, bus=settings.bus)
-        await server.serve()
+    from sheetstream.runtime.roles import serve_roles
+
+    await serve_roles(settings, demo_path=demo_path)

@@ -27,6 +27,25 @@ class Settings:
     backoff_max_s: float = 60.0
     demo: bool = False
     log_level: str = "info"
+    ws_port: int | None = None
+    """Port of the fast WebSocket listener (picows, `/v1/ws`, beside the ASGI app's); None: not started."""
+
+    google_reads_per_min: int = 60
+    """Sheets read requests per minute allowed to each Google identity (the scheduler uses `google_target` of it)."""
+    google_project_reads_per_min: int = 300
+    """Sheets read requests per minute allowed to each Google Cloud project."""
+    google_target: float = 0.8
+    """Share of the Google quotas the scheduler may use."""
+    google_changes_interval_s: float = 5.0
+    """Seconds between Drive `changes.list` calls per identity (0: off)."""
+    google_idle_max_s: float = 300.0
+    """Longest interval between reads of a Google source that shows no change."""
+    public_url: str = ""
+    """This server's public HTTPS base URL: when set, Drive push channels post to `<public_url>/v1/hooks/drive`."""
+    hook_secret: str = ""
+    """Signs Drive channel tokens; every process of one deployment needs the same one."""
+    apps_script_secret: str = ""
+    """Shared secret of `POST /v1/hooks/apps-script` (the hook is off while empty)."""
 
     @property
     def retention(self) -> Retention:

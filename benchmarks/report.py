@@ -1,0 +1,247 @@
+"""The fan-out, end-to-end and diff figures as Markdown for docs/benchmarks.md, and the fan-out plots as PNG files.
+
+Only rendering: `benchmarks/run.py` runs the benchmarks and hands their results here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks import bench_fanout
+
+TARGETS = {
+    # The issue's acceptance figures at N = 5,000 and 10,000, as (metric, test on fast's median and the others).
+    "cpu": "server CPU per delivery at most 9 µs, and at most 1.2x raw picows",
+    "rate": "deliveries/s at least Node ws and at least 0.8x raw picows",
+    "p99": "burst p99 at most 1.25x raw picows",
+    "peers": "ahead of websockets broadcast() and python-socketio on every figure",
+    "memory": "memory per idle connection at {n:,} connections at most 10 KiB",
+}
+LOWER_IS_BETTER = {"cpu_per_delivery_us", "paced_p50_ms", "paced_p99_ms", "burst_p50_ms", "burst_p99_ms", "mem_per_conn_kib"}
+
+
+def fmt(value: Any) -> str:
+    """A figure with sensible precision."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:
+            return "n/a"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        if abs(value) >= 1 or value == 0:
+            return f"{value:.2f}"
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _median(result: dict[str, Any], name: str, metric: str) -> float:
+    summary = result["summary"].get(name)
+    return float(summary[metric]["median"]) if summary else float("nan")
+
+
+def fanout_section(result: dict[str, Any], command: str, plots: list[str]) -> str:
+    """The fan-out part of the page: medians with ratios to raw picows, memory, GC before/after, every run."""
+    summary, ratios, labels = result["summary"], result["ratios"], result["labels"]
+    names = [n for n in labels if n in summary and not n.endswith("-untuned")]
+    out = [
+        f"## Fan-out: one change to {result['connections']:,} WebSocket subscribers",
+        "",
+        f"Command: `{command}` ({result['runs']} run(s) per system, rotating which goes first). Each cell is the "
+        "median, then the smallest and largest run; below it, the ratio to raw picows measured in the same run.",
+        "",
+    ]
+    header = ["figure", *[labels[n] for n in names]]
+    rows = []
+    for metric, label in bench_fanout.METRICS.items():
+        row = [label]
+        for name in names:
+            s = summary[name][metric]
+            cell = f"**{fmt(s['median'])}** ({fmt(s['min'])}-{fmt(s['max'])})"
+            ratio = ratios.get(name, {}).get(metric)
+            if ratio is not None and ratio == ratio:
+                cell += f"<br>{ratio:.2f}x"
+            row.append(cell)
+        rows.append(row)
+    out += [table(header, rows), ""]
+    if result["memory"]:
+        mem_rows = [
+            [labels[n], f"**{fmt(f['mem_per_conn_kib'])}**", fmt(f["rss_after_mib"]), fmt(f["subscribe_s"])]
+            for n, f in result["memory"].items()
+        ]
+        out += [
+            f"**Memory per idle connection at {result['memory_connections']:,} connections** (one run each: "
+            "connect, subscribe, wait a second, read VmRSS):",
+            "",
+            table(["system", "KiB per connection", "server RSS (MiB)", "time to subscribe (s)"], mem_rows),
+            "",
+        ]
+    out += [gc_section(result), acceptance_section(result), ""]
+    out += [f"![{p}]({p})" for p in plots]
+    if plots:
+        out.append("")
+    correctness = "; ".join(
+        f"{labels[n]}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items())
+        for n, c in result["correctness"].items()
+        if n in summary
+    )
+    saturated = ", ".join(f"{labels[n]} {k}" for n, k in result["saturated_runs"].items() if k)
+    out += [
+        f"Correctness over all runs (must all be 0): {correctness}.",
+        "",
+        "Runs where the load generator used more than 90 % of its core during the burst (the client, not the "
+        f"server, may have set the pace there): {saturated or 'none'}.",
+        "",
+        "Every run:",
+        "",
+        per_run_table(result),
+        "",
+    ]
+    for name, error in result["errors"].items():
+        out += [f"**{labels.get(name, name)} did not run to the end:**", "", "```", error, "```", ""]
+    return "\n".join(out)
+
+
+def gc_section(result: dict[str, Any]) -> str:
+    """Before/after of the collector tuning, when the untuned systems ran."""
+    pairs = [(n, f"{n}-untuned") for n in ("fast", "asgi") if n in result["summary"] and f"{n}-untuned" in result["summary"]]
+    if not pairs:
+        return ""
+    keys = ("burst_gc_max_ms", "burst_gc_share_pct", "paced_p99_ms", "burst_p99_ms", "cpu_per_delivery_us")
+    rows = []
+    for tuned, untuned in pairs:
+        for name in (untuned, tuned):
+            rows.append([result["labels"][name], *[fmt(_median(result, name, k)) for k in keys]])
+    return "\n".join(
+        [
+            "**Garbage collection, before and after** (`sheetstream.runtime.gc_tuning`: `gc.freeze()` once started, "
+            "youngest-generation threshold 20,000; *not tuned* runs the same server with the tuning switched off):",
+            "",
+            table(["system", "longest GC pause (ms)", "burst time in GC (%)", "paced p99 (ms)", "burst p99 (ms)",
+                   "CPU per delivery (µs)"], rows),
+            "",
+        ]
+    )  # fmt: skip
+
+
+def acceptance_section(result: dict[str, Any]) -> str:
+    """The issue's acceptance figures for the picows listener, computed from the medians of this run."""
+    if "fast" not in result["summary"] or "picows" not in result["summary"]:
+        return ""
+    fast = {k: _median(result, "fast", k) for k in bench_fanout.METRICS}
+    picows = {k: _median(result, "picows", k) for k in bench_fanout.METRICS}
+    node_rate = _median(result, "node", "burst_rate")
+    rows = [
+        [TARGETS["cpu"], f"{fmt(fast['cpu_per_delivery_us'])} µs, {fast['cpu_per_delivery_us'] / picows['cpu_per_delivery_us']:.2f}x"],
+        [TARGETS["rate"], f"{fmt(fast['burst_rate'])}/s: {fast['burst_rate'] / node_rate:.2f}x Node ws, "
+                          f"{fast['burst_rate'] / picows['burst_rate']:.2f}x picows"],
+        [TARGETS["p99"], f"{fast['burst_p99_ms'] / picows['burst_p99_ms']:.2f}x"],
+    ]  # fmt: skip
+    behind = []
+    for peer in ("websockets", "socketio"):
+        if peer not in result["summary"]:
+            continue
+        for metric in bench_fanout.COMPARED:
+            ours, theirs = fast[metric], _median(result, peer, metric)
+            worse = ours > theirs if metric in LOWER_IS_BETTER else ours < theirs
+            if worse:
+                behind.append(f"{bench_fanout.METRICS[metric]} vs {result['labels'][peer]}")
+    rows.append([TARGETS["peers"], "yes" if not behind else "behind on: " + "; ".join(behind)])
+    if "fast" in result["memory"]:
+        target = TARGETS["memory"].format(n=result["memory_connections"])
+        rows.append([target, f"{fmt(result['memory']['fast']['mem_per_conn_kib'])} KiB"])
+    return "\n".join(
+        ["**The picows listener against the issue's targets** (medians of this run):", "", table(["target", "measured"], rows), ""]
+    )
+
+
+def per_run_table(result: dict[str, Any]) -> str:
+    """One row per run and system: the figures the medians come from."""
+    keys = [
+        ("mem_per_conn_kib", "KiB/conn"),
+        ("paced_p50_ms", "paced p50 ms"),
+        ("paced_p99_ms", "paced p99 ms"),
+        ("burst_rate", "burst deliveries/s"),
+        ("burst_p50_ms", "burst p50 ms"),
+        ("burst_p99_ms", "burst p99 ms"),
+        ("cpu_per_delivery_us", "server µs/delivery"),
+        ("burst_loadgen_cpu_pct", "loadgen CPU %"),
+        ("loadgen_saturated", "loadgen saturated"),
+        ("burst_server_wait_pct", "server CPU-wait %"),
+        ("burst_loadgen_wait_pct", "loadgen CPU-wait %"),
+        ("burst_gc_max_ms", "longest GC ms"),
+        ("load", "load average"),
+    ]
+    rows = []
+    for name, runs in result["per_run"].items():
+        for i, figures in enumerate(runs, 1):
+            rows.append([f"{name} #{i}", *[fmt(figures.get(k)) for k, _ in keys]])
+    return table(["run", *[label for _, label in keys]], rows)
+
+
+def plot_fanout(result: dict[str, Any], folder: Path) -> list[str]:
+    """Bar charts of the main medians as PNG files in `folder`; their names (empty without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    summary, labels = result["summary"], result["labels"]
+    names = [n for n in labels if n in summary and not n.endswith("-untuned")]
+    charts = [
+        ("burst_rate", "deliveries/s (higher is better)"),
+        ("cpu_per_delivery_us", "server CPU per delivery, µs (lower is better)"),
+        ("burst_p99_ms", "burst latency p99, ms (lower is better)"),
+        ("mem_per_conn_kib", "memory per connection, KiB (lower is better)"),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    for ax, (metric, title) in zip(axes.flat, charts, strict=True):
+        values = [summary[n][metric]["median"] for n in names]
+        lows = [v - summary[n][metric]["min"] for n, v in zip(names, values, strict=True)]
+        highs = [summary[n][metric]["max"] - v for n, v in zip(names, values, strict=True)]
+        colors = ["#2b6cb0" if n in ("fast", "asgi") else "#a0aec0" for n in names]
+        ax.bar(range(len(names)), values, yerr=[lows, highs], color=colors, capsize=3)
+        ax.set_xticks(range(len(names)), [labels[n].replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_title(title, fontsize=10)
+    fig.suptitle(f"Fan-out to {result['connections']:,} connections (medians, min-max bars)")
+    fig.tight_layout()
+    name = "fanout.png"
+    fig.savefig(folder / name, dpi=110)
+    plt.close(fig)
+    return [name]
+
+
+def e2e_section(result: dict[str, Any] | None, error: str | None, description: str) -> str:
+    """The end-to-end benchmark's table."""
+    out = ["## File write to subscribers, end to end (`benchmarks/bench_e2e.py`)", "", description, ""]
+    if result is None:
+        return "\n".join([*out, f"Did not run: `{error}`", ""])
+    keys = ("write_to_last_p50_ms", "write_to_last_p99_ms", "write_to_last_max_ms", "write_to_first_p50_ms")
+    rows = [[mode, *[fmt(result[mode][k]) for k in keys], fmt(result[mode]["changes"])] for mode in ("hint", "refresh")]
+    out += [
+        f"{result['subscribers']:,} subscribers on the {result['listener']} listener:",
+        "",
+        table(["how the server learns of the write", "write to last receipt p50 (ms)", "p99 (ms)", "max (ms)",
+               "write to first receipt p50 (ms)", "changes"], rows),
+        "",
+    ]  # fmt: skip
+    return "\n".join(out)
