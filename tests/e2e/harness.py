@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import httpx
 import orjson
@@ -26,15 +26,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
-    """`sheetstream serve` in a child process, on its own port and SQLite file."""
+class ChildProcess:
+    """A `sheetstream` command in a child process on its own port, logging to a file; `cmd()` says which."""
 
-    def __init__(self, workdir: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, log_name: str, port: int | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.db = workdir / "sheetstream.db"
-        self.extra = extra
-        self.log_path = workdir / f"server-{self.port}.log"
+        self.log_path = workdir / log_name
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -46,27 +44,28 @@ class ServerProcess:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/ws"
 
-    def start(self, timeout_s: float = 30.0) -> ServerProcess:
-        """Start the process and wait until /readyz answers 200."""
-        cmd = [
-            sys.executable, "-m", "sheetstream", "serve", "--port", str(self.port),
-            "--store", f"sqlite:///{self.db}", "--log-level", "warning", *self.extra,
-        ]
+    def cmd(self) -> list[str]:
+        """The command line to run."""
+        raise NotImplementedError
+
+    def launch(self) -> Self:
+        """Start the process without waiting for it."""
         if self._log is None:
             self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=self._log, stderr=self._log, env={**os.environ})
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"server not ready after {timeout_s} s:\n{self.log_path.read_text()}")
+        self.proc = subprocess.Popen(
+            self.cmd(), cwd=self.workdir, stdout=self._log, stderr=self._log, env={**os.environ}
+        )
+        return self
+
+    def ready(self) -> bool:
+        """Whether /readyz answers 200; RuntimeError if the process has died."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.log_path.stem} exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+        try:
+            return httpx.get(self.http + "/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as a crash."""
@@ -85,6 +84,33 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class ServerProcess(ChildProcess):
+    """`sheetstream serve` in a child process, on its own port and SQLite file."""
+
+    def __init__(self, workdir: Path, *extra: str, port: int | None = None) -> None:
+        port = port or free_port()
+        super().__init__(workdir, f"server-{port}.log", port)
+        self.db = workdir / "sheetstream.db"
+        self.extra = extra
+
+    def cmd(self) -> list[str]:
+        return [
+            sys.executable, "-m", "sheetstream", "serve", "--port", str(self.port),
+            "--store", f"sqlite:///{self.db}", "--log-level", "warning", *self.extra,
+        ]
+
+    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+        """Start the process and wait until /readyz answers 200."""
+        self.launch()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ready():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"server not ready after {timeout_s} s:\n{self.log_path.read_text()}")
 
     def add_source(self, kind: str, config: dict[str, Any], **fields: Any) -> dict[str, Any]:
         response = httpx.post(self.http + "/v1/sources", json={"kind": kind, "config": config, **fields}, timeout=10)

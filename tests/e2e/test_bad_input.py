@@ -28,7 +28,7 @@ class Upstream:
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            def do_GET(self) -> None:
                 if upstream.mode == "500":
                     self.send_response(500)
                     self.end_headers()

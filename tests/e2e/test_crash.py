@@ -76,7 +76,10 @@ async def test_kill_9_mid_stream_then_restart_continues_versions(tmp_path: Path)
         assert len({e for e, _ in seen}) == 1
 
         # The store's log itself has no gap and no repeat across the crash.
-        body = httpx.get(f"{server.http}/v1/sources/{source}/changes", params={"since": 0, "limit": 1000}).json()
+        response = await asyncio.to_thread(
+            httpx.get, f"{server.http}/v1/sources/{source}/changes", params={"since": 0, "limit": 1000}
+        )
+        body = response.json()
         logged = [c["version"] for c in body["changes"]]
         assert logged == list(range(1, logged[-1] + 1))
         assert logged[-1] == copy.version

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import shutil
 import signal
 import subprocess
@@ -19,13 +18,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import redis
 
 from tests.contracts.conftest import require_service
-from tests.e2e.harness import free_port
+from tests.e2e.harness import ChildProcess, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -74,65 +73,23 @@ async def until(predicate: Callable[[], object], what: str, timeout_s: float = 1
         await asyncio.sleep(0.02)
 
 
-class Node:
+class Node(ChildProcess):
     """One `sheetstream ROLE` child process."""
 
     def __init__(self, role: str, name: str, workdir: Path, store: str, bus: str, *extra: str) -> None:
+        super().__init__(workdir, f"{name}.log")
         self.role = role
         self.name = name
-        self.port = free_port()
-        self.workdir = workdir
-        self.cmd = [
-            sys.executable, "-m", "sheetstream", role, "--port", str(self.port), "--store", store, "--bus", bus,
-            "--log-level", "warning", "--backoff-max-s", "1", *extra,
+        self.store = store
+        self.bus = bus
+        self.extra = extra
+
+    def cmd(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "sheetstream", self.role, "--port", str(self.port), "--store", self.store,
+            "--bus", self.bus, "--log-level", "warning", "--backoff-max-s", "1", *self.extra,
         ]
-        if role != "api":
-            self.cmd += ["--node-id", name]
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
-
-    def launch(self) -> Node:
-        """Start the process (without waiting for it)."""
-        self._log = self._log or self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, stdout=self._log, stderr=self._log, env={**os.environ})
-        return self
-
-    def ready(self) -> bool:
-        """Whether /readyz answers 200; RuntimeError if the process has died."""
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-        try:
-            return httpx.get(self.http + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, as a crash."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers; close the log."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        return cmd if self.role == "api" else [*cmd, "--node-id", self.name]
 
 
 class Cluster:
