@@ -186,7 +186,7 @@ def serve(
 
     configure_logging(log_level.value)
     try:
-        asyncio.run(run_server(settings, demo_path=demo_csv if demo else None))
+        asyncio.run(run_server(settings, demo_path=demo_csv.resolve() if demo else None))
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a clear one-line error for bad URLs, unreachable stores ...

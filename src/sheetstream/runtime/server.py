@@ -42,20 +42,22 @@ def create_app(services: Services, hub: Hub | None) -> FastAPI:
 
 
 async def ensure_demo_source(services: Services, path: Path) -> str:
-    """Register the demo CSV as a source named "demo" unless it is there already; return its id."""
+    """Register the demo CSV as a source named "demo", or point the existing one at `path`; return its id."""
+    from sheetstream.runtime.monitor import utc_now
+
+    config = {"path": str(path)}  # the CLI resolves it
     cursor: str | None = None
     while True:
         records, cursor = await services.store.list_sources(limit=500, cursor=cursor)
         for record in records:
             if record.name == DEMO_NAME:
+                if record.config != config:  # the checkout moved, or another demo file was given
+                    await services.store.update_source(record.id, {"config": config}, now=utc_now())
                 return record.id
         if cursor is None:
             break
-    from sheetstream.runtime.monitor import utc_now
-
     record = await services.store.create_source(
-        NewSource(kind="file", config={"path": str(path.resolve())}, name=DEMO_NAME, poll_interval_s=2.0),
-        now=utc_now(),
+        NewSource(kind="file", config=config, name=DEMO_NAME, poll_interval_s=2.0), now=utc_now()
     )
     return record.id
 
