@@ -102,9 +102,9 @@ class Child:
         return ("\n  stderr: " + "\n  ".join(text)) if text else ""
 
     def stop(self, timeout: float = 20) -> None:
-        """Ask the process to stop (SIGINT), then kill it if it does not."""
+        """Ask the process to stop (SIGTERM: a background shell's children ignore SIGINT), then kill it."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -92,7 +92,7 @@ def fanout_section(result: dict[str, Any], command: str, plots: list[str]) -> st
             table(["system", "KiB per connection", "server RSS (MiB)", "time to subscribe (s)"], mem_rows),
             "",
         ]
-    out += [gc_section(result), acceptance_section(result), ""]
+    out += [gc_section(result), acceptance_section(result), reading(result), ""]
     out += [f"![{p}]({p})" for p in plots]
     if plots:
         out.append("")
@@ -169,6 +169,39 @@ def acceptance_section(result: dict[str, Any]) -> str:
     return "\n".join(
         ["**The picows listener against the issue's targets** (medians of this run):", "", table(["target", "measured"], rows), ""]
     )
+
+
+def reading(result: dict[str, Any]) -> str:
+    """A paragraph on what the figures say and where they stop saying it, from the figures themselves."""
+    if "fast" not in result["summary"]:
+        return ""
+    parts = ["**Reading the figures.**"]
+    user, system = _median(result, "fast", "user_cpu_per_delivery_us"), _median(result, "fast", "system_cpu_per_delivery_us")
+    parts.append(
+        f"Of the picows listener's {fmt(user + system)} µs of CPU per delivery, {fmt(system)} µs are the kernel's "
+        f"(the socket send itself) and {fmt(user)} µs its own: the session that keeps each subscriber gap-free "
+        "(one call per subscriber per change), the send, and each change's read, diff, commit and refresh request "
+        "shared by all subscribers."
+    )
+    if "picows" in result["summary"]:
+        parts.append(
+            f"Raw picows spends {fmt(_median(result, 'picows', 'system_cpu_per_delivery_us'))} µs in the kernel and "
+            f"{fmt(_median(result, 'picows', 'user_cpu_per_delivery_us'))} µs of its own: it keeps no state per "
+            "subscriber, which is the floor."
+        )
+    saturated = sum(result["saturated_runs"].values())
+    if saturated:
+        parts.append(
+            f"In {saturated} run(s) the load generator was above 90 % of its core during the burst: there "
+            "deliveries/s and latencies are partly the client's limit; CPU per delivery does not depend on it."
+        )
+    waits = [_median(result, n, "burst_server_wait_pct") for n in result["summary"]]
+    parts.append(
+        f"Servers waited for their core {fmt(min(waits))}-{fmt(max(waits))} % of the burst (medians per system; "
+        f"load averages per run in the last column below): latencies move with that far more than CPU per "
+        "delivery does."
+    )
+    return " ".join(parts) + "\n"
 
 
 def per_run_table(result: dict[str, Any]) -> str:

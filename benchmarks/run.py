@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import platform
 import subprocess
@@ -226,7 +227,7 @@ def attempt(module: str, **kwargs: Any) -> tuple[dict[str, Any] | None, str | No
 
 def description(module: str) -> str:
     """A benchmark module's docstring after its usage line and up to its "Run:" or `run()` sentence."""
-    doc = (sys.modules[f"benchmarks.{module}"].__doc__ or "") if f"benchmarks.{module}" in sys.modules else ""
+    doc = importlib.import_module(f"benchmarks.{module}").__doc__ or ""
     paragraphs = [p for p in doc.split("\n\n") if not p.startswith("    ")]
     text = "\n\n".join(paragraphs[1:] if len(paragraphs) > 1 else paragraphs)
     return text.split("Run:", 1)[0].split("`run()` returns", 1)[0].strip()
@@ -291,14 +292,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-diff", action="store_true", help="Do not run benchmarks/bench_diff.py.")
     parser.add_argument("--skip-e2e", action="store_true", help="Do not run benchmarks/bench_e2e.py.")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="Where to write the page.")
+    parser.add_argument("--json", type=Path, help="Also keep every figure in this file (to re-render it later).")
+    parser.add_argument("--render-only", type=Path, metavar="JSON", help="Only re-render the page from a --json file.")
     args = parser.parse_args(argv)
+    if args.render_only:
+        write_page(json.loads(args.render_only.read_text()), args.output)
+        return
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
 
     started, t0 = datetime.now(UTC), time.monotonic()
     info = machine()
     fanout = bench_fanout.run(args.connections, args.runs, systems, args.memory_connections or None)
     bench_fanout.print_report(fanout)
-    plots = report.plot_fanout(fanout, args.output.parent / IMAGES)
     e2e: tuple[dict[str, Any] | None, str | None] = (
         (None, "skipped") if args.skip_e2e else attempt("bench_e2e", subscribers=args.e2e_subscribers)
     )
@@ -311,10 +316,37 @@ def main(argv: list[str] | None = None) -> None:
         f"python -m benchmarks.bench_fanout --connections {args.connections} --runs {args.runs} "
         f"--systems {','.join(systems)} --memory-connections {args.memory_connections}"
     )
-    page = render(info, started, time.monotonic() - t0, fanout, command, plots, e2e, diff)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(page)
-    print(f"wrote {args.output}")
+    results = {
+        "info": info,
+        "started": started.isoformat(),
+        "seconds": time.monotonic() - t0,
+        "fanout": fanout,
+        "command": command,
+        "e2e": list(e2e),
+        "diff": list(diff),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    write_page(results, args.output)
+
+
+def write_page(results: dict[str, Any], output: Path) -> None:
+    """Draw the plots and write the page from the results of a run."""
+    plots = report.plot_fanout(results["fanout"], output.parent / IMAGES)
+    e2e, diff = results["e2e"], results["diff"]
+    page = render(
+        results["info"],
+        datetime.fromisoformat(results["started"]),
+        results["seconds"],
+        results["fanout"],
+        results["command"],
+        plots,
+        (e2e[0], e2e[1]),
+        (diff[0], diff[1]),
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,21 @@ def test_subscribe_without_since_sends_subscribed_then_snapshot_then_live_change
     assert versions(session.live(cs(14))) == [14]
 
 
+def test_advance_takes_only_the_next_change_of_a_live_subscription_to_all_tabs() -> None:
+    session = live_session(10)
+    assert session.advance(cs(12)) is False  # a gap: nothing changed, `live` reads the store
+    assert session.advance(cs(11)) is True
+    assert session.advance(cs(11)) is False  # already sent
+    assert session.advance(cs(12, epoch="other")) is False
+    assert session.advance(cs(12, source="elsewhere")) is False
+    assert versions(session.live(cs(12))) == [12]  # `live` agrees on where the subscription is
+    filtered = live_session(10, tabs=[1])
+    assert filtered.advance(cs(11)) is False  # a tab filter may need its own frame: `live` decides
+    loading = Session()
+    subscribe(loading)
+    assert loading.advance(cs(1)) is False
+
+
 def test_change_frame_is_the_codec_change_set_plus_type() -> None:
     message = orjson.loads(encode_change_frame(cs(3)))
     assert message.pop("type") == "change"

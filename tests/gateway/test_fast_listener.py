@@ -203,7 +203,7 @@ async def test_a_reader_that_falls_behind_then_catches_up_gets_everything_in_ord
         version = 0
         while conn.queued < 3:  # the socket and the transport are full: messages now wait in our queue
             version = (await stack.commit(value=f"{big}{version + 1}")).version
-            await wait_for(lambda: stack.dispatcher.dispatched >= version, "the change to be sent")
+            await wait_for(lambda v=version: stack.dispatcher.dispatched >= v, "the change to be sent")
             assert version < 500, "the transport never asked us to hold back"
         received = [(await recv(lagging, 10))["version"] for _ in range(version)]
         assert received == list(range(1, version + 1))

@@ -364,22 +364,33 @@ class Session:
 
     # -- live changes --
 
+    def advance(self, cs: ChangeSet) -> bool:
+        """`live`'s common case, building nothing: True if `cs` is the next change of a live subscription to all
+        tabs (the caller sends the shared frame); False, with nothing changed, for anything else (call `live`)."""
+        sub = self._subs.get(cs.source)
+        if (
+            sub is None
+            or self.closed
+            or sub.state != "live"
+            or cs.version != sub.last + 1
+            or cs.epoch != sub.epoch
+            or sub.buffer
+            or sub.tabs is not None
+        ):
+            return False
+        # Once per subscriber per change: the ("live", "next_change") row, inlined.
+        self._seq += 1
+        sub.last = cs.version
+        return True
+
     def live(self, cs: ChangeSet, frame: bytes | None = None) -> list[Action]:
         """Handle a change from the bus; `frame` is its shared `encode_change_frame` bytes, if already made."""
+        if frame is not None and self.advance(cs):
+            return [Send(frame)]
         sub = self._subs.get(cs.source)
         if self.closed or sub is None:
             return []
         self._seq += 1
-        if (
-            sub.state == "live"
-            and cs.version == sub.last + 1
-            and cs.epoch == sub.epoch
-            and not sub.buffer
-            and (sub.tabs is None and frame is not None)
-        ):
-            # The common case, once per subscriber per change: the ("live", "next_change") row, inlined.
-            sub.last = cs.version
-            return [Send(frame)]
         if sub.state == "loading":
             sub.move("change")
             self._buffer(sub, _Pending(self._seq, cs, frame))
