@@ -18,6 +18,15 @@ TARGETS = {
     "peers": "ahead of websockets broadcast() and python-socketio on every figure",
     "memory": "memory per idle connection at {n:,} connections at most 10 KiB",
 }
+SHORT = {
+    "fast": "sheetstream\npicows listener",
+    "asgi": "sheetstream\nASGI",
+    "picows": "raw\npicows",
+    "node": "Node\nws",
+    "websockets": "websockets\nbroadcast()",
+    "socketio": "python-\nsocketio",
+}
+"""Names short enough for the plots' axes."""
 LOWER_IS_BETTER = {"cpu_per_delivery_us", "paced_p50_ms", "paced_p99_ms", "burst_p50_ms", "burst_p99_ms", "mem_per_conn_kib"}
 
 
@@ -253,7 +262,7 @@ def plot_fanout(result: dict[str, Any], folder: Path) -> list[str]:
         highs = [summary[n][metric]["max"] - v for n, v in zip(names, values, strict=True)]
         colors = ["#2b6cb0" if n in ("fast", "asgi") else "#a0aec0" for n in names]
         ax.bar(range(len(names)), values, yerr=[lows, highs], color=colors, capsize=3)
-        ax.set_xticks(range(len(names)), [labels[n].replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_xticks(range(len(names)), [SHORT.get(n, n) for n in names], fontsize=8)
         ax.set_title(title, fontsize=10)
     fig.suptitle(f"Fan-out to {result['connections']:,} connections (medians, min-max bars)")
     fig.tight_layout()
