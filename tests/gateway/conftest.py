@@ -1,4 +1,5 @@
-"""A real uvicorn server on an ephemeral port serving the local gateway, with a memory store and bus."""
+"""The local gateway served on an ephemeral port, by uvicorn (ASGI /v1/ws) or by the picows listener, with a memory
+store and bus. `BOTH_TRANSPORTS` runs a test on each."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from sheetstream.buses.memory import MemoryBus
 from sheetstream.core.model import ChangeSet, SetCell, Snapshot, Tab
 from sheetstream.gateways.local import Hub, websocket_route
+from sheetstream.gateways.picows_listener import PicowsListener
 from sheetstream.runtime.dispatcher import Dispatcher
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.base import NewSource, Retention, Store
@@ -27,7 +29,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Stack:
-    """Store, bus, hub, dispatcher and a uvicorn server, all in this event loop."""
+    """Store, bus, hub, dispatcher and the server of the socket (uvicorn, or None for the picows listener)."""
 
     def __init__(
         self,
@@ -35,7 +37,7 @@ class Stack:
         bus: MemoryBus,
         hub: Hub,
         dispatcher: Dispatcher,
-        server: uvicorn.Server,
+        server: uvicorn.Server | None,
         port: int,
     ) -> None:
         self.store = store
@@ -114,6 +116,36 @@ async def running_stack(
         await dispatch_task
 
 
+class FastStack(Stack):
+    """A Stack served by the picows listener."""
+
+    listener: PicowsListener
+
+
+@contextlib.asynccontextmanager
+async def fast_stack(store: Store | None = None, *, settings: Settings | None = None) -> AsyncIterator[FastStack]:
+    """Serve the hub with the picows listener on 127.0.0.1:0 until the block exits."""
+    settings = settings or Settings()
+    store = store or MemoryStore()
+    bus = MemoryBus()
+    await bus.open()
+    hub = Hub(store, settings, close_timeout_s=2.0)
+    dispatcher = Dispatcher(bus, hub)
+    dispatch_task = asyncio.create_task(dispatcher.run())
+    listener = PicowsListener(hub, settings)
+    port = await listener.start("127.0.0.1", 0)
+    stack = FastStack(store, bus, hub, dispatcher, None, port)
+    stack.listener = listener
+    await stack.add_source()
+    try:
+        yield stack
+    finally:
+        await listener.stop()
+        await hub.close()
+        await bus.close()
+        await dispatch_task
+
+
 async def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
     """Poll `condition` until it holds, failing after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
@@ -135,8 +167,23 @@ async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
     await ws.send(orjson.dumps(message).decode())
 
 
+async def subscribe(ws: ClientConnection, source: str, **fields: Any) -> list[dict[str, Any]]:
+    """Subscribe; return `subscribed` and, when not recovered, the `snapshot`."""
+    await send(ws, {"type": "subscribe", "id": "s", "source": source, **fields})
+    subscribed = await recv(ws)
+    assert subscribed["type"] == "subscribed", subscribed
+    if subscribed["recovered"]:
+        return [subscribed]
+    return [subscribed, await recv(ws)]
+
+
 @pytest.fixture
-async def stack() -> AsyncIterator[Stack]:
-    """A running gateway with one empty source."""
-    async with running_stack() as running:
+async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """A running gateway with one empty source: uvicorn's ASGI endpoint, or the transport of `BOTH_TRANSPORTS`."""
+    transport = getattr(request, "param", "asgi")
+    async with running_stack() if transport == "asgi" else fast_stack() as running:
         yield running
+
+
+BOTH_TRANSPORTS = pytest.mark.parametrize("stack", ["asgi", "picows"], indirect=True)
+"""Run a test on both transports: the protocol must not depend on which one serves the socket."""

@@ -4,75 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from sheetstream.buses.memory import MemoryBus
-from sheetstream.core.messages import encode_change_frame
-from sheetstream.gateways.local import Hub
-from sheetstream.gateways.picows_listener import PicowsListener
-from sheetstream.runtime.dispatcher import Dispatcher
 from sheetstream.runtime.settings import Settings
-from sheetstream.stores.base import Store
-from sheetstream.stores.memory import MemoryStore
 from tests.e2e.harness import ServerProcess, free_port, write_atomically
 from tests.e2e.harness import wait_for as poll_until
 
-from .conftest import Stack, recv, send, wait_for
-
-
-class FastStack(Stack):
-    """Store, bus, hub, dispatcher and the picows listener, all in this event loop."""
-
-    listener: PicowsListener
-
-
-@contextlib.asynccontextmanager
-async def fast_stack(store: Store | None = None, *, settings: Settings | None = None) -> AsyncIterator[FastStack]:
-    """Serve the hub with the picows listener on 127.0.0.1:0 until the block exits."""
-    settings = settings or Settings()
-    store = store or MemoryStore()
-    bus = MemoryBus()
-    await bus.open()
-    hub = Hub(store, settings, close_timeout_s=2.0)
-    dispatcher = Dispatcher(bus, hub)
-    dispatch_task = asyncio.create_task(dispatcher.run())
-    listener = PicowsListener(hub, settings)
-    port = await listener.start("127.0.0.1", 0)
-    stack = FastStack(store, bus, hub, dispatcher, None, port)  # type: ignore[arg-type]  # no uvicorn here
-    stack.listener = listener
-    await stack.add_source()
-    try:
-        yield stack
-    finally:
-        await listener.stop()
-        await hub.close()
-        await bus.close()
-        await dispatch_task
+from .conftest import FastStack, fast_stack, recv, send, subscribe, wait_for
 
 
 @pytest.fixture
 async def stack() -> AsyncIterator[FastStack]:
-    """A running fast listener with one empty source."""
+    """A running picows listener with one empty source (these tests are about that transport alone)."""
     async with fast_stack() as running:
         yield running
-
-
-async def subscribe(ws: ClientConnection, source: str, **fields: Any) -> list[dict[str, Any]]:
-    """Subscribe; return `subscribed` and, when not recovered, the `snapshot`."""
-    await send(ws, {"type": "subscribe", "id": "s", "source": source, **fields})
-    subscribed = await recv(ws)
-    assert subscribed["type"] == "subscribed", subscribed
-    if subscribed["recovered"]:
-        return [subscribed]
-    return [subscribed, await recv(ws)]
 
 
 async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
@@ -81,68 +32,6 @@ async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
         while True:
             await asyncio.wait_for(ws.recv(), 10)
     return ws.close_code, ws.close_reason
-
-
-async def test_snapshot_then_live_changes(stack: FastStack) -> None:
-    await stack.commit()
-    async with connect(stack.url) as ws:
-        subscribed, snapshot = await subscribe(ws, stack.source)
-        assert (subscribed["recovered"], subscribed["version"]) == (False, 1)
-        assert (snapshot["type"], snapshot["version"], snapshot["tabs"][0]["rows"]) == ("snapshot", 1, [["v1"]])
-        await stack.commit()
-        await stack.commit()
-        first, second = await recv(ws), await recv(ws)
-        assert [(m["type"], m["version"]) for m in (first, second)] == [("change", 2), ("change", 3)]
-        assert first["ops"] == [{"op": "set", "tab": 1, "row": 0, "col": 0, "a1": "A1", "old": "v1", "new": "v2"}]
-
-
-async def test_three_clients_get_identical_bytes(stack: FastStack) -> None:
-    async with connect(stack.url) as a, connect(stack.url) as b, connect(stack.url) as c:
-        for ws in (a, b, c):
-            await subscribe(ws, stack.source)
-        changeset = await stack.commit(value="ü ✓ 🙂")
-        frames = [await asyncio.wait_for(ws.recv(), 5) for ws in (a, b, c)]
-        assert frames[0] == frames[1] == frames[2] == encode_change_frame(changeset).decode()
-        assert '"new":"ü ✓ 🙂"' in frames[0]
-
-
-async def test_resume_with_since_replays_only_the_missed_changes(stack: FastStack) -> None:
-    for _ in range(3):
-        await stack.commit()
-    async with connect(stack.url) as ws:
-        subscribed, _ = await subscribe(ws, stack.source)
-        epoch = subscribed["epoch"]
-    for _ in range(4):
-        await stack.commit()
-    async with connect(stack.url) as ws:
-        (subscribed,) = await subscribe(ws, stack.source, since={"epoch": epoch, "version": 3})
-        assert (subscribed["recovered"], subscribed["version"]) == (True, 3)
-        assert [(await recv(ws))["version"] for _ in range(4)] == [4, 5, 6, 7]
-        await stack.commit()
-        assert (await recv(ws))["version"] == 8
-
-
-async def test_bad_messages_get_errors_while_others_keep_receiving(stack: FastStack) -> None:
-    async with connect(stack.url) as bystander, connect(stack.url) as ws:
-        await subscribe(bystander, stack.source)
-        await ws.send("{not json")
-        assert (await recv(ws))["code"] == "bad_json"
-        await stack.commit()
-        await ws.send(b'{"type": "ping", "id": "1"}')
-        assert (await recv(ws))["code"] == "bad_json"  # binary frames are refused
-        await send(ws, {"type": "subscribe", "id": "3", "source": "nope"})
-        assert (await recv(ws))["code"] == "unknown_source"
-        await ws.send(['{"type": "pi', 'ng", "id": "frag"}'])  # a message in fragments
-        assert await recv(ws) == {"type": "pong", "id": "frag"}
-        assert (await recv(bystander))["version"] == 1
-
-
-async def test_twenty_consecutive_errors_close_with_4000(stack: FastStack) -> None:
-    async with connect(stack.url) as ws:
-        for _ in range(20):
-            await ws.send("nope")
-        code, _ = await closed_with(ws)
-        assert code == 4000
 
 
 @pytest.mark.parametrize("fragmented", [False, True], ids=["one-frame", "fragments"])

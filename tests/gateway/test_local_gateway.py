@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from sheetstream.core.messages import encode_change_frame
 from sheetstream.core.model import VersionedSnapshot
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.memory import MemoryStore
 
-from .conftest import Stack, recv, running_stack, send, wait_for
+from .conftest import BOTH_TRANSPORTS, Stack, recv, running_stack, send, subscribe, wait_for
 
 
-async def subscribe(ws: ClientConnection, source: str, **fields: Any) -> list[dict[str, Any]]:
-    """Subscribe; return `subscribed` and, when not recovered, the `snapshot`."""
-    await send(ws, {"type": "subscribe", "id": "s", "source": source, **fields})
-    subscribed = await recv(ws)
-    assert subscribed["type"] == "subscribed", subscribed
-    if subscribed["recovered"]:
-        return [subscribed]
-    return [subscribed, await recv(ws)]
-
-
+@BOTH_TRANSPORTS
 async def test_subscribe_gets_the_snapshot_then_live_changes(stack: Stack) -> None:
     await stack.commit()
     async with connect(stack.url) as ws:
@@ -46,16 +37,18 @@ async def test_subscribe_gets_the_snapshot_then_live_changes(stack: Stack) -> No
         assert first["epoch"] == subscribed["epoch"] and first["at"] == "2026-01-01T00:00:00.000Z"
 
 
+@BOTH_TRANSPORTS
 async def test_three_clients_get_identical_bytes(stack: Stack) -> None:
     async with connect(stack.url) as a, connect(stack.url) as b, connect(stack.url) as c:
         for ws in (a, b, c):
             await subscribe(ws, stack.source)
-        await stack.commit(value="ü ✓ 🙂")
+        changeset = await stack.commit(value="ü ✓ 🙂")
         frames = [await asyncio.wait_for(ws.recv(), 5) for ws in (a, b, c)]
-        assert frames[0] == frames[1] == frames[2]
+        assert frames[0] == frames[1] == frames[2] == encode_change_frame(changeset).decode()
         assert '"new":"ü ✓ 🙂"' in frames[0]
 
 
+@BOTH_TRANSPORTS
 async def test_resume_with_since_replays_only_the_missed_changes(stack: Stack) -> None:
     for _ in range(3):
         await stack.commit()
@@ -72,6 +65,7 @@ async def test_resume_with_since_replays_only_the_missed_changes(stack: Stack) -
         assert (await recv(ws))["version"] == 8
 
 
+@BOTH_TRANSPORTS
 async def test_resume_from_another_epoch_gets_a_snapshot(stack: Stack) -> None:
     await stack.commit()
     async with connect(stack.url) as ws:
@@ -79,6 +73,7 @@ async def test_resume_from_another_epoch_gets_a_snapshot(stack: Stack) -> None:
         assert (subscribed["recovered"], snapshot["version"]) == (False, 1)
 
 
+@BOTH_TRANSPORTS
 async def test_errors_keep_the_connection_working_while_others_receive(stack: Stack) -> None:
     async with connect(stack.url) as bystander, connect(stack.url) as ws:
         await subscribe(bystander, stack.source)
@@ -98,12 +93,15 @@ async def test_errors_keep_the_connection_working_while_others_receive(stack: St
         assert (await recv(ws))["code"] == "not_subscribed"
         await send(ws, {"type": "ping", "id": "5"})
         assert await recv(ws) == {"type": "pong", "id": "5"}
+        await ws.send(['{"type": "pi', 'ng", "id": "frag"}'])  # a message in fragments
+        assert await recv(ws) == {"type": "pong", "id": "frag"}
         await subscribe(ws, stack.source)
         await stack.commit()
         assert (await recv(ws))["version"] == 2
         assert [(await recv(bystander))["version"] for _ in range(2)] == [1, 2]
 
 
+@BOTH_TRANSPORTS
 async def test_unsubscribe_stops_the_changes(stack: Stack) -> None:
     other = await stack.add_source()
     async with connect(stack.url) as ws:
@@ -117,6 +115,7 @@ async def test_unsubscribe_stops_the_changes(stack: Stack) -> None:
         assert (message["source"], message["version"]) == (other, 1)
 
 
+@BOTH_TRANSPORTS
 async def test_twenty_consecutive_errors_close_with_4000(stack: Stack) -> None:
     async with connect(stack.url) as ws:
         for _ in range(20):
@@ -181,6 +180,7 @@ async def _flood_until_closed(stack: Stack, normal: ClientConnection, slow_id: s
     raise AssertionError("the client that stopped reading was never closed")
 
 
+@BOTH_TRANSPORTS
 async def test_ping_pong(stack: Stack) -> None:
     async with connect(stack.url) as ws:
         await send(ws, {"type": "ping", "id": 42})
