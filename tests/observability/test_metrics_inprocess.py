@@ -166,7 +166,7 @@ async def test_monitor_counts_reads_by_outcome_commits_ops_refusals_and_publish_
     )
     await monitor.start()
     try:
-        await eventually(lambda: value("sheetstream_source_reads_total", kind="scripted", outcome="not_modified") > 0)
+        await eventually(lambda: value("sheetstream_source_reads_total", kind="scripted", outcome="not_modified") > before["not_modified"])
     finally:
         await monitor.stop()
         await bus.close()
