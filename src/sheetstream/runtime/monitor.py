@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -71,6 +72,16 @@ class Backoff:
         self.failures = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one read went: `read` (and whether it `changed` anything), `failed` (retry after `retry_in_s`), or
+    `refused` (the commit was fenced off and the head reloaded)."""
+
+    outcome: Literal["read", "failed", "refused"]
+    changed: bool = False
+    retry_in_s: float = 0.0
+
+
 class Watch:
     """Watches one source: waits for its poll interval or a hint, reads, commits what changed."""
 
@@ -107,22 +118,14 @@ class Watch:
             delay = 0.0
             while True:
                 await self._sleep(delay)
-                try:
-                    await self.read_once(source)
-                except SourceError as exc:
-                    delay = backoff.next_delay()
-                    log.warning("source read failed", source=source_id, error=str(exc), retry_in_s=round(delay, 2))
-                    await self._set_status("error", str(exc))
-                    continue
-                except VersionConflict as exc:
-                    # Another writer moved the head (or history was reset): start again from the store.
-                    log.warning("commit refused, reloading head", source=source_id, error=str(exc))
-                    metrics.COMMIT_REFUSALS.inc()
-                    await self._load_head()
+                attempt = await self._attempt(source, lambda _exc: backoff.next_delay())
+                if attempt.outcome == "failed":
+                    delay = attempt.retry_in_s
+                elif attempt.outcome == "refused":
                     delay = 0.0
-                    continue
-                backoff.reset()
-                delay = self.record.poll_interval_s
+                else:
+                    backoff.reset()
+                    delay = self.record.poll_interval_s
         finally:
             if self.slot is not None:
                 await self.slot.aclose()
@@ -135,21 +138,29 @@ class Watch:
         """Read whenever the scheduler grants a turn; it also decides the backoff after a failure."""
         while True:
             await slot.turn()
-            try:
-                changeset = await self.read_once(source)
-            except SourceError as exc:
-                delay = slot.failed(exc, self.monitor.backoff_max_s)
-                log.warning("source read failed", source=self.record.id, error=str(exc), retry_in_s=round(delay, 2))
-                await self._set_status("error", str(exc))
-                continue
-            except VersionConflict as exc:
-                log.warning("commit refused, reloading head", source=self.record.id, error=str(exc))
-                metrics.COMMIT_REFUSALS.inc()
+            attempt = await self._attempt(source, lambda exc: slot.failed(exc, self.monitor.backoff_max_s))
+            if attempt.outcome == "refused":
                 slot.done(changed=False)
-                await self._load_head()
                 slot.hint()
-                continue
-            slot.done(changed=changeset is not None)
+            elif attempt.outcome == "read":
+                slot.done(changed=attempt.changed)
+
+    async def _attempt(self, source: Source, retry_in: Callable[[SourceError], float]) -> Attempt:
+        """One read with the failure handling both schedules share; says what happened, for the caller's timing."""
+        try:
+            changeset = await self.read_once(source)
+        except SourceError as exc:
+            delay = retry_in(exc)
+            log.warning("source read failed", source=self.record.id, error=str(exc), retry_in_s=round(delay, 2))
+            await self._set_status("error", str(exc))
+            return Attempt("failed", retry_in_s=delay)
+        except VersionConflict as exc:
+            # Another writer moved the head (or history was reset): start again from the store.
+            log.warning("commit refused, reloading head", source=self.record.id, error=str(exc))
+            metrics.COMMIT_REFUSALS.inc()
+            await self._load_head()
+            return Attempt("refused")
+        return Attempt("read", changed=changeset is not None)
 
     def hint(self) -> None:
         """The source may have changed: read it soon (at once, or when the scheduler allows)."""
