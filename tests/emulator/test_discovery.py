@@ -217,7 +217,7 @@ def test_values_batch_update_and_limits(sheets: Any) -> None:
     assert _error(no_option)["message"] == "Invalid valueInputOption: INPUT_VALUE_OPTION_UNSPECIFIED"
 
 
-def test_errors_raise_http_error_with_google_bodies(sheets: Any, other_sheets: Any, emulator: Any) -> None:
+def test_errors_raise_http_error_with_google_bodies(sheets: Any, other_sheets: Any, emulator: Any, clock: Any) -> None:
     with pytest.raises(HttpError) as missing:
         sheets.spreadsheets().get(spreadsheetId="no-such-spreadsheet").execute()
     assert missing.value.status_code == 404
@@ -248,6 +248,7 @@ def test_errors_raise_http_error_with_google_bodies(sheets: Any, other_sheets: A
 
     emulator.state.quotas.configure(read_per_project=2)
     emulator.state.quotas.reset()
+    clock.advance(60 - clock() % 60)  # start of a quota window: a minute boundary mid-test would refill it
     sheets.spreadsheets().values().get(spreadsheetId=sid, range="A1").execute()
     sheets.spreadsheets().values().batchGet(
         spreadsheetId=sid, ranges=["A1", "B2", "C3"]
