@@ -6,7 +6,7 @@ URL: the Redis bus's URL (``redis://host:port/db?stream_prefix=NAME``); keys liv
   ``source:{id}`` (subscriptions to that source), with ``updated_at``. The node rewrites it every heartbeat and
   gives it a TTL of a few heartbeats, so a node that dies (``kill -9``, lost host) vanishes by itself.
 - ``{prefix}:nodes``: a sorted set of node ids scored by their last heartbeat (seconds since the epoch), pruned
-  of nodes older than the TTL whenever it is read.
+  of nodes older than the TTL (and their hashes) whenever it is read.
 
 Presence of a source is the sum over live nodes. The figures are as fresh as the last heartbeat, which is what
 dashboards, readiness probes and scaling decisions need; delivery never depends on them.
@@ -127,7 +127,7 @@ class ConnectionRegistry:
 
     async def nodes(self) -> list[NodePresence]:
         """Every live node's holdings, by node id (nodes past their TTL are pruned)."""
-        await self.client.zremrangebyscore(self.nodes_key, "-inf", self.clock() - self.ttl_s)
+        await self._prune()
         node_ids: list[str] = sorted(await self.client.zrange(self.nodes_key, 0, -1))  # type: ignore[arg-type]
         async with self.client.pipeline(transaction=False) as pipe:
             for node_id in node_ids:
@@ -148,6 +148,18 @@ class ConnectionRegistry:
                 )
             )
         return out
+
+    async def _prune(self) -> None:
+        """Drop nodes whose last heartbeat is older than the TTL, with their hashes (which may outlive the score)."""
+        stale: list[str] = await self.client.zrangebyscore(  # type: ignore[assignment]
+            self.nodes_key, "-inf", self.clock() - self.ttl_s
+        )
+        if not stale:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.nodes_key, *stale)
+            pipe.delete(*(self.node_key(node_id) for node_id in stale))
+            await pipe.execute()
 
     async def presence(self) -> dict[str, int]:
         """Subscriptions per source, summed over live nodes."""
