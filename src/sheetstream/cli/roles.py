@@ -9,16 +9,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Collection, Mapping
-from dataclasses import fields
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from sheetstream.cli.app import app
-from sheetstream.cli.serve import check_urls
+from sheetstream.cli.serve import check_urls, settings_from_options
 from sheetstream.cli.serve import serve as serve_command
-from sheetstream.runtime.settings import Settings
 
 SERVE_ONLY = frozenset({"demo", "demo_csv"})
 """`serve` options that make no sense for one role."""
@@ -39,13 +36,6 @@ LeaseTtl = Annotated[
         help="Lifetime of this monitor's source leases: if it dies, the others take its sources within it.",
     ),
 ]
-
-
-def settings_from_options(options: Mapping[str, Any]) -> Settings:
-    """The Settings named by command-line options (options that are not settings are ignored)."""
-    names = {f.name for f in fields(Settings)}
-    values = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in names}
-    return Settings(**values)
 
 
 def _shared_parameters() -> list[inspect.Parameter]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import fields
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +31,16 @@ class LogLevel(StrEnum):
     critical = "critical"
 
 
+def settings_from_options(options: Mapping[str, Any]) -> Settings:
+    """The Settings named by command-line options (options that are not settings are ignored)."""
+    from sheetstream.runtime.settings import Settings
+
+    names = {f.name for f in fields(Settings)}
+    values = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in names}
+    values["allowed_origins"] = tuple(options.get("allowed_origins") or ())
+    return Settings(**values)
+
+
 def check_urls(settings: Settings) -> None:
     """Refuse an unknown store or bus scheme (ConfigError) before anything is opened or created."""
     from sheetstream.buses.registry import BUSES
@@ -42,7 +54,10 @@ def check_urls(settings: Settings) -> None:
 def serve(
     host: Annotated[str, typer.Option(envvar="SHEETSTREAM_HOST", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(envvar="SHEETSTREAM_PORT", min=0, max=65535, help="Port to listen on (0: any free port).")
+        int,
+        typer.Option(
+            envvar="SHEETSTREAM_PORT", min=0, max=65535, help="Port to listen on (0: any free port)."
+        ),
     ] = 8000,
     store: Annotated[
         str, typer.Option(envvar="SHEETSTREAM_STORE", help="Store URL: sqlite:///path.db or memory://.")
@@ -52,23 +67,33 @@ def serve(
         int, typer.Option(envvar="SHEETSTREAM_RETENTION_MAX_CHANGES", min=1, help="Changes kept per source.")
     ] = 10_000,
     retention_max_age_s: Annotated[
-        float, typer.Option(envvar="SHEETSTREAM_RETENTION_MAX_AGE_S", min=1, help="Oldest change kept, in seconds.")
+        float,
+        typer.Option(envvar="SHEETSTREAM_RETENTION_MAX_AGE_S", min=1, help="Oldest change kept, in seconds."),
     ] = 7 * 24 * 3600.0,
     max_frame_bytes: Annotated[
-        int, typer.Option(envvar="SHEETSTREAM_MAX_FRAME_BYTES", min=256, help="Largest client message (close 1009).")
+        int,
+        typer.Option(
+            envvar="SHEETSTREAM_MAX_FRAME_BYTES", min=256, help="Largest client message (close 1009)."
+        ),
     ] = 64 * 1024,
     send_queue_size: Annotated[
         int,
-        typer.Option(envvar="SHEETSTREAM_SEND_QUEUE_SIZE", min=1, help="Messages queued per connection (close 4008)."),
+        typer.Option(
+            envvar="SHEETSTREAM_SEND_QUEUE_SIZE", min=1, help="Messages queued per connection (close 4008)."
+        ),
     ] = 1024,
     ping_interval_s: Annotated[
         float, typer.Option(envvar="SHEETSTREAM_PING_INTERVAL_S", help="Keepalive ping interval.")
     ] = 20.0,
     ping_timeout_s: Annotated[
-        float, typer.Option(envvar="SHEETSTREAM_PING_TIMEOUT_S", help="Close if a ping is unanswered this long.")
+        float,
+        typer.Option(envvar="SHEETSTREAM_PING_TIMEOUT_S", help="Close if a ping is unanswered this long."),
     ] = 20.0,
     backoff_max_s: Annotated[
-        float, typer.Option(envvar="SHEETSTREAM_BACKOFF_MAX_S", help="Longest wait between reads of a failing source.")
+        float,
+        typer.Option(
+            envvar="SHEETSTREAM_BACKOFF_MAX_S", help="Longest wait between reads of a failing source."
+        ),
     ] = 60.0,
     demo: Annotated[
         bool,
@@ -95,18 +120,25 @@ def serve(
     ] = None,
     google_reads_per_min: Annotated[
         int,
-        typer.Option(envvar="SHEETSTREAM_GOOGLE_READS_PER_MIN", min=1, help="Google Sheets reads/min per identity."),
+        typer.Option(
+            envvar="SHEETSTREAM_GOOGLE_READS_PER_MIN", min=1, help="Google Sheets reads/min per identity."
+        ),
     ] = 60,
     google_project_reads_per_min: Annotated[
         int,
         typer.Option(
-            envvar="SHEETSTREAM_GOOGLE_PROJECT_READS_PER_MIN", min=1, help="Google Sheets reads/min per project."
+            envvar="SHEETSTREAM_GOOGLE_PROJECT_READS_PER_MIN",
+            min=1,
+            help="Google Sheets reads/min per project.",
         ),
     ] = 300,
     google_target: Annotated[
         float,
         typer.Option(
-            envvar="SHEETSTREAM_GOOGLE_TARGET", min=0.05, max=1.0, help="Share of the Google quotas to use at most."
+            envvar="SHEETSTREAM_GOOGLE_TARGET",
+            min=0.05,
+            max=1.0,
+            help="Share of the Google quotas to use at most.",
         ),
     ] = 0.8,
     google_changes_interval_s: Annotated[
@@ -120,7 +152,9 @@ def serve(
     google_idle_max_s: Annotated[
         float,
         typer.Option(
-            envvar="SHEETSTREAM_GOOGLE_IDLE_MAX_S", min=1, help="Longest interval between reads of an idle sheet."
+            envvar="SHEETSTREAM_GOOGLE_IDLE_MAX_S",
+            min=1,
+            help="Longest interval between reads of an idle sheet.",
         ),
     ] = 300.0,
     public_url: Annotated[
@@ -143,36 +177,120 @@ def serve(
             help="Shared secret of POST /v1/hooks/apps-script (the hook is off without one).",
         ),
     ] = "",
+    anonymous: Annotated[
+        bool,
+        typer.Option(
+            envvar="SHEETSTREAM_ANONYMOUS",
+            help="Accept WebSocket connections and REST calls without credentials (full access): for demos only. "
+            "--demo turns it on.",
+        ),
+    ] = False,
+    jwt_secret: Annotated[
+        str, typer.Option(envvar="SHEETSTREAM_JWT_SECRET", help="HS256 key of WebSocket connection tokens.")
+    ] = "",
+    jwt_public_key: Annotated[
+        str,
+        typer.Option(
+            envvar="SHEETSTREAM_JWT_PUBLIC_KEY",
+            help="RS256 public key of connection tokens: PEM text or a PEM file.",
+        ),
+    ] = "",
+    jwt_jwks_url: Annotated[
+        str,
+        typer.Option(
+            envvar="SHEETSTREAM_JWT_JWKS_URL", help="JWKS URL of the keys of RS256 connection tokens."
+        ),
+    ] = "",
+    jwt_audience: Annotated[
+        str, typer.Option(envvar="SHEETSTREAM_JWT_AUDIENCE", help="Required 'aud' of connection tokens.")
+    ] = "",
+    jwt_issuer: Annotated[
+        str, typer.Option(envvar="SHEETSTREAM_JWT_ISSUER", help="Required 'iss' of connection tokens.")
+    ] = "",
+    token_grace_s: Annotated[
+        float,
+        typer.Option(
+            envvar="SHEETSTREAM_TOKEN_GRACE_S",
+            min=0,
+            help="Seconds a connection whose token expired has to send a fresh one (then close 4001).",
+        ),
+    ] = 30.0,
+    allowed_origins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-origin",
+            envvar="SHEETSTREAM_ALLOWED_ORIGINS",
+            help="A browser origin allowed to open WebSockets (repeat it; '*': any). Default: the server's own host.",
+        ),
+    ] = None,
+    secret_key: Annotated[
+        str,
+        typer.Option(
+            envvar="SHEETSTREAM_SECRET_KEY", help="Fernet key encrypting source credentials at rest."
+        ),
+    ] = "",
+    secret_key_file: Annotated[
+        str,
+        typer.Option(
+            envvar="SHEETSTREAM_SECRET_KEY_FILE", help="File holding the key of source credentials."
+        ),
+    ] = "",
+    tls_cert: Annotated[
+        str, typer.Option(envvar="SHEETSTREAM_TLS_CERT", help="PEM certificate chain: serve HTTPS and WSS.")
+    ] = "",
+    tls_key: Annotated[
+        str, typer.Option(envvar="SHEETSTREAM_TLS_KEY", help="PEM private key of --tls-cert.")
+    ] = "",
+    max_subscriptions: Annotated[
+        int, typer.Option(envvar="SHEETSTREAM_MAX_SUBSCRIPTIONS", min=1, help="Subscriptions per connection.")
+    ] = 100,
+    max_messages_per_s: Annotated[
+        float,
+        typer.Option(
+            envvar="SHEETSTREAM_MAX_MESSAGES_PER_S",
+            min=0,
+            help="Client messages/s per connection on average (close 4029); 0: no limit.",
+        ),
+    ] = 50.0,
+    max_messages_burst: Annotated[
+        int,
+        typer.Option(
+            envvar="SHEETSTREAM_MAX_MESSAGES_BURST", min=1, help="Client messages at once above the rate."
+        ),
+    ] = 100,
+    connections_per_ip_per_min: Annotated[
+        int,
+        typer.Option(
+            envvar="SHEETSTREAM_CONNECTIONS_PER_IP_PER_MIN",
+            min=0,
+            help="New WebSocket connections/min per IP address (close 4029); 0: no limit.",
+        ),
+    ] = 600,
+    rest_requests_per_min: Annotated[
+        int,
+        typer.Option(
+            envvar="SHEETSTREAM_REST_REQUESTS_PER_MIN",
+            min=0,
+            help="REST requests/min per API key, or per IP without one (429); 0: no limit.",
+        ),
+    ] = 600,
+    max_deliveries: Annotated[
+        int,
+        typer.Option(
+            envvar="SHEETSTREAM_MAX_DELIVERIES",
+            min=1,
+            help="Tries of a change set or hint before it is a dead letter.",
+        ),
+    ] = 5,
 ) -> None:
     """Run every role in one process: REST API, WebSocket gateway, monitor, web page."""
     from sheetstream.errors import ConfigError
-    from sheetstream.runtime.settings import Settings
 
-    settings = Settings(
-        host=host,
-        port=port,
-        store=store,
-        bus=bus,
-        retention_max_changes=retention_max_changes,
-        retention_max_age_s=retention_max_age_s,
-        max_frame_bytes=max_frame_bytes,
-        send_queue_size=send_queue_size,
-        ping_interval_s=ping_interval_s,
-        ping_timeout_s=ping_timeout_s,
-        backoff_max_s=backoff_max_s,
-        demo=demo,
-        google_reads_per_min=google_reads_per_min,
-        google_project_reads_per_min=google_project_reads_per_min,
-        google_target=google_target,
-        google_changes_interval_s=google_changes_interval_s,
-        google_idle_max_s=google_idle_max_s,
-        public_url=public_url,
-        # Channels opened by this process are verified by it: a random secret will do when there is one process.
-        hook_secret=hook_secret or secrets.token_hex(16),
-        apps_script_secret=apps_script_secret,
-        log_level=log_level.value,
-        ws_port=ws_port,
-    )
+    options = dict(locals())
+    # Channels opened by this process are verified by it: a random secret will do when there is one process.
+    options["hook_secret"] = hook_secret or secrets.token_hex(16)
+    options["anonymous"] = anonymous or demo  # the demo page works without credentials
+    settings = settings_from_options(options)
     if demo and not demo_csv.exists():
         raise typer.BadParameter(f"demo CSV {demo_csv} does not exist", param_hint="--demo-csv")
     try:
@@ -204,5 +322,3 @@ def openapi() -> None:
     from sheetstream.api import openapi_document
 
     typer.echo(json.dumps(openapi_document(), indent=2, sort_keys=True))
-
-

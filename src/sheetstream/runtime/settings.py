@@ -47,6 +47,48 @@ class Settings:
     apps_script_secret: str = ""
     """Shared secret of `POST /v1/hooks/apps-script` (the hook is off while empty)."""
 
+    # -- security (docs/security.md) --
+    anonymous: bool = False
+    """Accept WebSocket connections and REST calls without credentials (every source, read and write): demos only."""
+    jwt_secret: str = ""
+    """HS256 key of WebSocket connection tokens."""
+    jwt_public_key: str = ""
+    """RS256 public key of connection tokens: PEM text or the path of a PEM file."""
+    jwt_jwks_url: str = ""
+    """JWKS URL whose keys (chosen by the token's `kid`) verify RS256 connection tokens."""
+    jwt_audience: str = ""
+    """Required `aud` claim of connection tokens (not checked while empty)."""
+    jwt_issuer: str = ""
+    """Required `iss` claim of connection tokens (not checked while empty)."""
+    token_grace_s: float = 30.0
+    """Seconds a connection whose token expired has to send a fresh one before it is closed with 4001."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed to open WebSockets (`*`: any); empty: same host as the server, or no Origin at all."""
+    secret_key: str = ""
+    """Key that encrypts source credentials at rest (a Fernet key); see `secret_key_file`."""
+    secret_key_file: str = ""
+    """File holding the key that encrypts source credentials at rest."""
+    tls_cert: str = ""
+    """PEM certificate chain: serve HTTPS and WSS (with `tls_key`)."""
+    tls_key: str = ""
+    """PEM private key of `tls_cert`."""
+
+    # -- limits (docs/security.md) --
+    max_subscriptions: int = 100
+    """Subscriptions per WebSocket connection (more: error `too_many_subscriptions`)."""
+    max_messages_per_s: float = 50.0
+    """Client messages per second per connection, on average (more: close 4029); 0: no limit."""
+    max_messages_burst: int = 100
+    """Client messages a connection may send at once above the average rate."""
+    connections_per_ip_per_min: int = 600
+    """New WebSocket connections per minute from one IP address (more: close 4029); 0: no limit."""
+    rest_requests_per_min: int = 600
+    """REST requests per minute per API key, or per IP address without one (more: 429); 0: no limit."""
+
+    # -- dead letters --
+    max_deliveries: int = 5
+    """Tries of a change set or hint before it is set aside as a dead letter."""
+
     @property
     def retention(self) -> Retention:
         """The change-log retention policy."""
