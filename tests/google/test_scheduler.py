@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sheetstream.runtime.buckets import TokenBucket, bucket_for
+from sheetstream.core.ratelimit import TokenBucket
+from sheetstream.runtime.buckets import bucket_for
 from sheetstream.runtime.scheduler import QuotaSettings, Scheduler, Slot
 from sheetstream.sources.google_api import GoogleApiError
 from tests.google.simtime import ManualTimer
@@ -34,13 +35,12 @@ class Meter:
 
 def test_bucket_never_lets_a_minute_exceed_the_limit() -> None:
     bucket = bucket_for(60, 0.8, now=0.0)
-    assert bucket.rate_per_s == pytest.approx(0.8) and bucket.capacity == 6
+    assert bucket.rate == pytest.approx(0.8) and bucket.burst == 6
     # Greedy spending, checked over every one-minute window of 10 minutes.
     spent_at: list[float] = []
     t = 0.0
     while t < 600:
-        if bucket.wait_s(1, t) == 0:
-            bucket.take(1, t)
+        if bucket.take(t):
             spent_at.append(t)
         t = round(t + 0.05, 2)
     worst = max(sum(1 for s in spent_at if start <= s < start + 60) for start in spent_at)
@@ -49,12 +49,13 @@ def test_bucket_never_lets_a_minute_exceed_the_limit() -> None:
 
 def test_bucket_debt_and_drain() -> None:
     bucket = TokenBucket(1.0, 5.0, now=0.0)
-    bucket.take(7, 0.0)
-    assert bucket.wait_s(1, 0.0) == pytest.approx(3.0)
-    bucket.give(10, 0.0)
+    bucket.spend(0.0, 7)
+    assert bucket.retry_after(0.0) == pytest.approx(3.0)
+    assert not bucket.take(0.0)
+    bucket.give(0.0, 10)
     assert bucket.available(0.0) == 5.0
     bucket.drain(0.0, 30.0)
-    assert bucket.wait_s(1, 0.0) == pytest.approx(31.0)
+    assert bucket.retry_after(0.0) == pytest.approx(31.0)
 
 
 @pytest.fixture

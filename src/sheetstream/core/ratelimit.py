@@ -19,7 +19,11 @@ K = TypeVar("K", bound=Hashable)
 
 
 class TokenBucket:
-    """`burst` events at once, then `rate` events per second on average."""
+    """`burst` events at once, then `rate` events per second on average.
+
+    `take` is for limits (refuse when empty); `spend` is for budgets that may go into debt (a read that cost more
+    than planned), `give` returns what was not spent, and `drain` empties the bucket for a while (after a 429).
+    """
 
     __slots__ = ("burst", "rate", "tokens", "updated")
 
@@ -36,18 +40,39 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
 
+    def available(self, now: float) -> float:
+        """Tokens there now (below zero while in debt)."""
+        self._refill(now)
+        return self.tokens
+
     def take(self, now: float, count: float = 1.0) -> bool:
         """Take `count` tokens if there are that many; False (and take none) if not."""
+        if self.retry_after(now, count) > 0:
+            return False
+        self.tokens -= count
+        return True
+
+    def spend(self, now: float, count: float) -> None:
+        """Take `count` tokens even if that leaves the bucket in debt."""
         self._refill(now)
-        if self.tokens >= count:
-            self.tokens -= count
-            return True
-        return False
+        self.tokens -= count
+
+    def give(self, now: float, count: float) -> None:
+        """Return tokens that were not spent after all."""
+        self._refill(now)
+        self.tokens = min(self.burst, self.tokens + count)
+
+    def drain(self, now: float, pause_s: float) -> None:
+        """Empty the bucket so that nothing can be taken for `pause_s` seconds."""
+        self._refill(now)
+        self.tokens = min(self.tokens, -pause_s * self.rate)
 
     def retry_after(self, now: float, count: float = 1.0) -> float:
-        """Seconds until `count` tokens are available (0 if they are now)."""
+        """Seconds until `count` tokens are there (0 if they are now)."""
         self._refill(now)
-        return max(0.0, (count - self.tokens) / self.rate)
+        missing = count - self.tokens
+        # Refills are float sums: a hair's breadth short counts as there, or waits would round to nothing.
+        return 0.0 if missing <= 1e-9 else max(missing / self.rate, 1e-3)
 
 
 class KeyedBuckets(Generic[K]):

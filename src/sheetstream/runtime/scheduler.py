@@ -30,7 +30,8 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from sheetstream.runtime.buckets import RealTimer, Timer, TokenBucket, bucket_for
+from sheetstream.core.ratelimit import TokenBucket
+from sheetstream.runtime.buckets import RealTimer, Timer, bucket_for
 
 log = structlog.get_logger("sheetstream.scheduler")
 
@@ -310,9 +311,9 @@ class Scheduler:
         user, project, drive_bucket = self._buckets(key, now)
         for bucket, amount in ((user, sheets), (project, sheets), (drive_bucket, drive)):
             if amount > 0:
-                bucket.take(amount, now)
+                bucket.spend(now, amount)
             elif amount < 0:
-                bucket.give(-amount, now)
+                bucket.give(now, -amount)
 
     def rate_limited(self, key: QuotaKey, pause_s: float, now: float) -> None:
         """Google answered 429 for `key`: spend nothing of that identity for `pause_s` seconds."""
@@ -349,10 +350,10 @@ class Scheduler:
             if job.due <= now:
                 if job.key is not None:
                     job_bucket = self._drive_bucket(job.key, now)
-                    if job_bucket.wait_s(1, now) > 0:
-                        next_at = min(next_at, now + job_bucket.wait_s(1, now))
+                    if job_bucket.retry_after(now) > 0:
+                        next_at = min(next_at, now + job_bucket.retry_after(now))
                         continue
-                    job_bucket.take(1, now)
+                    job_bucket.spend(now, 1)
                 job.task = asyncio.create_task(self._run_job(job), name=f"job:{job.name}")
             else:
                 next_at = min(next_at, job.due)
@@ -364,15 +365,15 @@ class Scheduler:
             user, proj, drive = self._buckets(slot.key, now)
             cost = max(0, slot.source.planned_cost())
             drive_cost = 1 if getattr(slot.source, "drive_checks", False) else 0
-            wait = max(user.wait_s(cost, now), proj.wait_s(cost, now), drive.wait_s(drive_cost, now))
+            wait = max(user.retry_after(now, cost), proj.retry_after(now, cost), drive.retry_after(now, drive_cost))
             if wait > 0:
                 # Lower-priority sources of the same quota must not jump the queue.
                 blocked.update((identity, project))
                 next_at = min(next_at, now + wait)
                 continue
             for bucket in (user, proj):
-                bucket.take(cost, now)
-            drive.take(drive_cost, now)
+                bucket.spend(now, cost)
+            drive.spend(now, drive_cost)
             slot._granted((cost, drive_cost))
         return next_at - now
 
