@@ -152,3 +152,29 @@ async def test_failures_back_off_and_429_pauses_the_identity(running: tuple[Sche
         await settle(scheduler)
     assert delays == [1.0, 2.0, 4.0, 4.0]  # rand() == 1: the ceiling of each step, capped
     turn_b.cancel()
+
+
+async def test_quota_metrics_count_requests_and_429s_and_show_what_is_left(
+    running: tuple[Scheduler, ManualTimer],
+) -> None:
+    from prometheus_client import generate_latest
+
+    from sheetstream.runtime import metrics
+
+    def sample(name: str, **labels: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(name, labels)
+        return value or 0.0
+
+    scheduler, timer = running
+    sheets_before = sample("sheetstream_google_requests_total", quota="sheets")
+    limited_before = sample("sheetstream_google_rate_limited_total")
+    slot = scheduler.register("metered", Meter(identity="metered-robot", cost=3), poll_interval_s=5)
+    await read(slot)
+    assert sample("sheetstream_google_requests_total", quota="sheets") == sheets_before + 3
+    assert sample("sheetstream_google_quota_available", quota="identity", key="metered-robot") == pytest.approx(6 - 3)
+    timer.advance_to(slot.due)
+    await asyncio.wait_for(slot.turn(), 1)
+    slot.failed(GoogleApiError("quota", status=429, retry_after_s=20), cap_s=60)
+    assert sample("sheetstream_google_rate_limited_total") == limited_before + 1
+    assert sample("sheetstream_google_quota_available", quota="identity", key="metered-robot") < 0  # paused
+    assert b'sheetstream_google_quota_available{key="project",quota="project"}' in generate_latest(metrics.REGISTRY)

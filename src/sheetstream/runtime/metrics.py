@@ -27,10 +27,12 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:
     from sheetstream.core.model import Snapshot
     from sheetstream.gateways.local import Hub
+    from sheetstream.runtime.scheduler import Scheduler
     from sheetstream.sources.base import Fetched, Source
 
 T = TypeVar("T")
@@ -131,6 +133,55 @@ GAP_FILLS = Counter(
     "Changes the dispatcher read from the store because the bus lost their news.",
     registry=REGISTRY,
 )
+
+# -- Google quotas ----------------------------------------------------------------------------------------------
+
+GOOGLE_REQUESTS = Counter(
+    "sheetstream_google_requests",
+    "Google API requests spent by reads of Google sources, by quota: sheets (values reads) or drive (checks).",
+    ["quota"],
+    registry=REGISTRY,
+)
+GOOGLE_RATE_LIMITED = Counter(
+    "sheetstream_google_rate_limited",
+    "429 RESOURCE_EXHAUSTED answers from Google (the scheduler then pauses that identity's reads).",
+    registry=REGISTRY,
+)
+
+
+class _QuotaCollector:
+    """`sheetstream_google_quota_available{quota, key}`: requests each scheduler budget may spend now, at scrape."""
+
+    def __init__(self) -> None:
+        self.schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [self._family()]
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "sheetstream_google_quota_available",
+            "Google requests a scheduler budget may spend now (negative while paused after a 429), by quota "
+            "(identity, project, drive) and key (the identity or project).",
+            labels=["quota", "key"],
+        )
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = self._family()
+        for scheduler in list(self.schedulers):
+            for quota, key, available in scheduler.quota_available():
+                family.add_metric([quota, key], available)
+        return [family]
+
+
+_QUOTAS = _QuotaCollector()
+REGISTRY.register(_QUOTAS)
+
+
+def track_scheduler(scheduler: Scheduler) -> None:
+    """Show `scheduler`'s budgets in `sheetstream_google_quota_available` (until it is garbage collected)."""
+    _QUOTAS.schedulers.add(scheduler)
+
 
 # -- gauges read from the hubs when scraped ---------------------------------------------------------------------
 

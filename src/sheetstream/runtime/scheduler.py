@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from sheetstream.core.ratelimit import TokenBucket
+from sheetstream.runtime import metrics
 from sheetstream.runtime.buckets import RealTimer, Timer, bucket_for
 
 log = structlog.get_logger("sheetstream.scheduler")
@@ -126,8 +127,11 @@ class Slot:
     def _settle(self, now: float) -> None:
         """Charge what the read really spent against what was planned."""
         after = self.source.spent
-        sheets = (after[0] - self._spent_before[0]) - self._planned[0]
-        drive = (after[1] - self._spent_before[1]) - self._planned[1]
+        spent_sheets, spent_drive = after[0] - self._spent_before[0], after[1] - self._spent_before[1]
+        metrics.GOOGLE_REQUESTS.labels(quota="sheets").inc(max(0, spent_sheets))
+        metrics.GOOGLE_REQUESTS.labels(quota="drive").inc(max(0, spent_drive))
+        sheets = spent_sheets - self._planned[0]
+        drive = spent_drive - self._planned[1]
         self.scheduler._adjust(self.key, sheets, drive, now)
         self.last_read = now
         self.reads += 1
@@ -228,6 +232,16 @@ class Scheduler:
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._parked = False
+        metrics.track_scheduler(self)
+
+    def quota_available(self) -> list[tuple[str, str, float]]:
+        """(quota, key, requests available now) of every budget: identity, project and drive buckets."""
+        try:
+            now = self.timer.now()
+        except RuntimeError:  # no running loop (a scrape from another thread): as of the last refill
+            now = float("-inf")
+        groups = (("identity", self.identity_buckets), ("project", self.project_buckets), ("drive", self.drive_buckets))
+        return [(quota, key, bucket.available(now)) for quota, buckets in groups for key, bucket in buckets.items()]
 
     # lifecycle --------------------------------------------------------------------------------------------
 
@@ -318,6 +332,7 @@ class Scheduler:
     def rate_limited(self, key: QuotaKey, pause_s: float, now: float) -> None:
         """Google answered 429 for `key`: spend nothing of that identity for `pause_s` seconds."""
         self.rate_limits += 1
+        metrics.GOOGLE_RATE_LIMITED.inc()
         self._buckets(key, now)[0].drain(now, pause_s)
         log.warning("Google quota exhausted; pausing reads", identity=key[0], pause_s=round(pause_s, 2))
 
@@ -354,6 +369,7 @@ class Scheduler:
                         next_at = min(next_at, now + job_bucket.retry_after(now))
                         continue
                     job_bucket.spend(now, 1)
+                    metrics.GOOGLE_REQUESTS.labels(quota="drive").inc()
                 job.task = asyncio.create_task(self._run_job(job), name=f"job:{job.name}")
             else:
                 next_at = min(next_at, job.due)
