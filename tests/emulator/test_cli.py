@@ -61,3 +61,23 @@ def test_cli_rejects_a_broken_seed_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "spreadsheets[0].sheets[0].rows: expected a list of lists" in result.stderr
+
+
+def test_a_taken_port_is_refused_and_leaves_no_socket_open() -> None:
+    import gc
+    import socket as socket_module
+    import warnings
+
+    import pytest
+
+    from sheetstream.emulator.server import run_asgi
+
+    with socket_module.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)  # a leaked socket warns when collected
+            with pytest.raises(OSError), run_asgi(object(), port=port):
+                pass
+            gc.collect()

@@ -61,8 +61,12 @@ class RunningEmulator:
 def run_asgi(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve any ASGI app in a background thread on `port` (0: a free one); yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:  # the port is taken: nothing was started, leave nothing open
+        sock.close()
+        raise
     bound_port = sock.getsockname()[1]
     # Long keep-alive: clients that pool connections (httplib2) must not find them closed between calls.
     config = uvicorn.Config(
