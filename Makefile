@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-js test-fast lint bench openapi clean browser
+.PHONY: install run test test-js test-fast lint bench soak openapi clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ lint: install
 bench: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run
+
+# 1,000 WebSocket clients dropping and resuming at random for 2 minutes while changes stream (docs/operations.md);
+# more options with SOAK_ARGS="--seed 2 --json soak.json" (python -m benchmarks.soak --help).
+soak: install
+	$(BIN)/python -m benchmarks.soak --clients 1000 --duration-s 120 $(SOAK_ARGS)
 
 openapi: install
 	$(BIN)/sheetstream openapi > docs/openapi.json
