@@ -55,7 +55,10 @@ class _Role:
     def __init__(self, role: str, name: str, store: str, bus: str, workdir: Path) -> None:
         self.port = _free_port()
         cmd = [sys.executable, "-m", "sheetstream", role, "--port", str(self.port), "--store", store, "--bus", bus,
-               "--log-level", "warning", "--send-queue-size", "4096"]
+               "--log-level", "warning", "--send-queue-size", "4096",
+               # Load without credentials, and no limit on the load generator's connections or messages.
+               "--anonymous", "--connections-per-ip-per-min", "0", "--max-messages-per-s", "0",
+               "--rest-requests-per-min", "0"]
         if role != "api":
             cmd += ["--node-id", name]
         self.log: IO[bytes] = (workdir / f"{name}.log").open("ab")

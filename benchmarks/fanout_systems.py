@@ -300,6 +300,9 @@ class Sheetstream:
         args = [
             "serve", "--port", str(port), "--store", f"sqlite:///{db}", "--log-level", "warning",
             "--send-queue-size", str(SEND_QUEUE_SIZE),
+            # Load without credentials, and no limit on the load generator's connections or messages.
+            "--anonymous", "--connections-per-ip-per-min", "0", "--max-messages-per-s", "0",
+            "--rest-requests-per-min", "0",
         ]  # fmt: skip
         ws_port = free_port() if self.fast else port
         if self.fast:

@@ -8,14 +8,21 @@ backoff and jitter and resubscribes with `since`, so the server replays exactly 
 (`recovered=True`) or, when they are no longer kept, sends a fresh snapshot (`recovered=False`). Changes it has
 already seen are dropped; a change that skips a version (a gap) makes it resubscribe with `since` on the same
 connection. `LocalCopy` keeps an up-to-date Snapshot by applying the events; `apply` applies ops to a Snapshot.
+
+`token` is a connection token, or a function (sync or async) returning one: it is called for every connection, and
+when the server says the token expired (`token_expired`) for a fresh one, sent with `auth` on the same connection.
+
+    async for event in subscribe(url, "SOURCE_ID", token=fetch_token_from_my_backend):
+        ...
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,12 +41,15 @@ __all__ = [
     "Event",
     "EventType",
     "LocalCopy",
+    "TokenSource",
     "apply",
     "backoff_delay",
     "subscribe",
 ]
 
 EventType = Literal["snapshot", "change", "subscribed", "disconnected"]
+TokenSource = str | Callable[[], str | Awaitable[str]]
+"""A connection token, or a function (sync or async) that returns a fresh one."""
 
 
 class ClientError(Exception):
@@ -65,7 +75,7 @@ class Event:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-_FATAL_CODES = frozenset({"unknown_source", "forbidden", "unauthorized", "invalid_message"})
+_FATAL_CODES = frozenset({"unknown_source", "forbidden_source", "forbidden", "unauthorized", "invalid_message"})
 # Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes").
 _FATAL_CLOSES = {4000: "protocol_error", 4001: "unauthorized", 4003: "forbidden"}
 
@@ -93,6 +103,20 @@ def with_token(url: str, token: str | None) -> str:
 
 class _Resubscribe(Exception):
     """A gap in versions: resubscribe with `since` on the same connection."""
+
+
+class _RenewToken(Exception):
+    """The server says the connection token expired: send a fresh one with `auth`."""
+
+
+async def _resolve(token: TokenSource | None) -> str | None:
+    """The token itself, or what the token function returns (awaited if it is async)."""
+    if token is None or isinstance(token, str):
+        return token or None
+    value = token()
+    if inspect.isawaitable(value):
+        value = await value
+    return value or None
 
 
 class _Unavailable(Exception):
@@ -124,10 +148,16 @@ class _Stream:
         self.draining = str(next(self.ids))
         return orjson.dumps({"type": "unsubscribe", "id": self.draining, "source": self.source}).decode()
 
+    def auth(self, token: str) -> str:
+        """The `auth` frame that renews the connection token."""
+        return orjson.dumps({"type": "auth", "id": f"auth-{next(self.ids)}", "token": token}).decode()
+
     def handle(self, message: dict[str, Any]) -> Event | None:
         """The event for one server message, if any; raise ClientError or _Resubscribe."""
         kind = message.get("type")
         if kind == "error":
+            if message.get("code") == "token_expired":
+                raise _RenewToken
             if message.get("code") in _FATAL_CODES:
                 raise ClientError(message.get("code", "error"), message.get("message", ""))
             if message.get("code") == "unavailable" and message.get("source") == self.source:
@@ -176,29 +206,32 @@ async def subscribe(
     *,
     since: tuple[str, int] | None = None,
     tabs: list[int] | None = None,
-    token: str | None = None,
+    token: TokenSource | None = None,
     backoff_initial_s: float = 0.25,
     backoff_max_s: float = 10.0,
     open_timeout_s: float = 10.0,
 ) -> AsyncIterator[Event]:
     """Yield events of `source` forever, reconnecting with backoff and resuming as needed.
 
-    `token` is sent as an `Authorization: Bearer` header and as `?token=`. ClientError ends the stream when
-    the server refuses the subscription for good.
+    `token` (or what the token function returns, for each connection) is sent as an `Authorization: Bearer`
+    header and as `?token=`; on `token_expired` a token function is asked for a fresh one, sent with `auth`.
+    ClientError ends the stream when the server refuses the connection or the subscription for good (4001,
+    4003, `unknown_source`, `forbidden_source` ...).
     """
     stream = _Stream(source, tabs, since)
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    target = with_token(url, token)
     failures = 0
     while True:
         reason = "connection ended"
+        current = await _resolve(token)
+        headers = {"Authorization": f"Bearer {current}"} if current else None
+        target = with_token(url, current)
         try:
             async with connect(
                 target, max_size=None, open_timeout=open_timeout_s, additional_headers=headers
             ) as ws:
                 stream.draining = None
                 await ws.send(stream.request())
-                async for event in _events(ws, stream):
+                async for event in _events(ws, stream, token):
                     if event.type == "subscribed":
                         failures = 0
                     yield event
@@ -217,14 +250,20 @@ async def subscribe(
         await asyncio.sleep(backoff_delay(failures, initial_s=backoff_initial_s, max_s=backoff_max_s))
 
 
-async def _events(ws: ClientConnection, stream: _Stream) -> AsyncIterator[Event]:
-    """The events of one connection; a gap resubscribes with `since` without reconnecting."""
+async def _events(ws: ClientConnection, stream: _Stream, token: TokenSource | None) -> AsyncIterator[Event]:
+    """The events of one connection; a gap resubscribes with `since`, an expired token is renewed, on it."""
     async for frame in ws:
         try:
             event = stream.handle(orjson.loads(frame))
         except _Resubscribe:
             await ws.send(stream.unsubscribe())
             await ws.send(stream.request())
+            continue
+        except _RenewToken:
+            # A fixed token cannot be renewed: the server closes with 4001 after its grace period.
+            fresh = await _resolve(token) if callable(token) else None
+            if fresh:
+                await ws.send(stream.auth(fresh))
             continue
         if event is not None:
             yield event

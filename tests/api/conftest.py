@@ -45,9 +45,13 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-def make_app(store: Store, control: RecordingControl, clock: Clock) -> FastAPI:
-    """The API app as the server builds it, with the test's store, monitor and clock."""
-    services = Services(settings=Settings(), store=store, bus=None, monitor=control, retention=Retention())  # type: ignore[arg-type]
+def make_app(store: Store, control: RecordingControl, clock: Clock, settings: Settings | None = None) -> FastAPI:
+    """The API app as the server builds it, with the test's store, monitor, clock and settings.
+
+    The default settings accept requests without an API key (`anonymous`): tests/api/test_keys.py covers keys.
+    """
+    settings = settings or Settings(anonymous=True)
+    services = Services(settings=settings, store=store, bus=None, monitor=control, retention=Retention())  # type: ignore[arg-type]
     app = create_api_app(services)
     app.state.clock = clock
     return app

@@ -25,17 +25,30 @@ SERVE_OPTIONS = [
 
 # Each command, and the options and words its --help must show.
 HELP_SCREENS: dict[tuple[str, ...], list[str]] = {
-    (): ["serve", "openapi", "watch", "sources", "--version"],
+    (): ["serve", "openapi", "watch", "sources", "keys", "dead-letters", "token", "--version"],
     ("serve",): [*SERVE_OPTIONS, "SHEETSTREAM_PORT", "SHEETSTREAM_STORE", "SHEETSTREAM_LOG_LEVEL"],
     ("openapi",): ["OpenAPI"],
-    ("watch",): ["SOURCE", "--server", "SHEETSTREAM_SERVER", "--json", "--since-epoch", "--since-version"],
+    ("watch",): ["SOURCE", "--server", "SHEETSTREAM_SERVER", "--json", "--since-epoch", "--since-version", "--token",
+                 "SHEETSTREAM_TOKEN"],
+    ("token",): ["--sources", "--ttl-s", "--subject", "--audience", "--issuer", "SHEETSTREAM_JWT_SECRET",
+                 "SHEETSTREAM_JWT_AUDIENCE"],
     ("sources",): ["add", "list", "show", "update", "rm"],
     ("sources", "add"): ["KIND", "PATH_OR_URL", "--name", "--key-column", "--poll-interval-s", "--config", "--set",
-                         "--server", "SHEETSTREAM_SERVER"],
-    ("sources", "list"): ["--server", "SHEETSTREAM_SERVER"],
-    ("sources", "show"): ["SOURCE", "--server"],
-    ("sources", "update"): ["SOURCE", "--name", "--poll-interval-s", "--paused", "--active", "--config", "--server"],
-    ("sources", "rm"): ["SOURCE", "--server"],
+                         "--server", "SHEETSTREAM_SERVER", "--api-key", "SHEETSTREAM_API_KEY"],
+    ("sources", "list"): ["--server", "SHEETSTREAM_SERVER", "--api-key", "SHEETSTREAM_API_KEY"],
+    ("sources", "show"): ["SOURCE", "--server", "--api-key"],
+    ("sources", "update"): ["SOURCE", "--name", "--poll-interval-s", "--paused", "--active", "--config", "--server",
+                            "--api-key"],
+    ("sources", "rm"): ["SOURCE", "--server", "--api-key"],
+    ("dead-letters",): ["list", "show", "replay", "rm"],
+    ("dead-letters", "list"): ["--limit", "--server", "SHEETSTREAM_SERVER", "--api-key", "SHEETSTREAM_API_KEY"],
+    ("dead-letters", "show"): ["ID", "--server", "--api-key"],
+    ("dead-letters", "replay"): ["ID", "--server", "--api-key"],
+    ("dead-letters", "rm"): ["ID", "--server", "--api-key"],
+    ("keys",): ["create", "list", "revoke", "no server needed"],
+    ("keys", "create"): ["--name", "--scope", "read", "write", "--store", "SHEETSTREAM_STORE", "only time"],
+    ("keys", "list"): ["--store", "SHEETSTREAM_STORE", "--json", "never the key"],
+    ("keys", "revoke"): ["KEY_ID", "--store", "SHEETSTREAM_STORE"],
 }
 
 runner = CliRunner()
@@ -121,6 +134,7 @@ def test_help_as_a_process_lists_the_commands() -> None:
         (["sources", "update", "abc"], {}, "nothing to change"),
         (["sources", "update", "abc", "--config", "3"], {}, "expected a JSON object"),
         (["watch", "abc", "--since-epoch", "e1"], {}, "--since-version"),
+        (["dead-letters", "list", "--limit", "0"], {}, "--limit"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message_and_no_traceback(

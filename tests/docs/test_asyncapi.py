@@ -144,7 +144,15 @@ def test_the_schemas_reject_what_the_protocol_rejects() -> None:
 
 
 def test_every_message_type_the_code_uses_is_documented_with_examples() -> None:
-    assert server_message_types() == {"subscribed", "snapshot", "change", "error", "unsubscribed", "pong"}
+    assert server_message_types() == {
+        "subscribed",
+        "snapshot",
+        "change",
+        "error",
+        "unsubscribed",
+        "pong",
+        "authenticated",
+    }
     documented = set(messages())
     assert server_message_types() | client_message_types() == documented
     for name in documented:
@@ -161,6 +169,7 @@ ENCODERS: dict[str, Any] = {
     "change": lambda m: protocol.encode_change_frame(changeset_from_json(m)),
     "unsubscribed": lambda m: protocol.encode_unsubscribed(m["id"], m["source"]),
     "pong": lambda m: protocol.encode_pong(m["id"]),
+    "authenticated": lambda m: protocol.encode_authenticated(m["id"], m["expires_at"]),
     "error": lambda m: protocol.encode_error(
         m["code"], m["message"], msg_id=m.get("id"), source=m.get("source"), field_name=m.get("field")
     ),
@@ -204,6 +213,9 @@ def test_client_examples_are_accepted_by_the_protocol_session() -> None:
         [send] = protocol.Session().receive(orjson.dumps(example).decode())
         assert isinstance(send, protocol.Send)
         assert orjson.loads(send.data) == {"type": "pong", "id": example["id"]}
+    for example in examples("auth"):
+        [authenticate] = protocol.Session().receive(orjson.dumps(example).decode())
+        assert authenticate == protocol.Authenticate(example["id"], example["token"])
 
 
 def test_the_error_schema_lists_exactly_the_protocols_error_codes() -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ServerProcess
+from tests.e2e.upstream import upstream
+
+__all__ = ["server", "upstream"]
 
 
 @pytest.fixture

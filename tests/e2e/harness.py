@@ -98,7 +98,9 @@ class ServerProcess(ChildProcess):
     def cmd(self) -> list[str]:
         return [
             sys.executable, "-m", "sheetstream", "serve", "--port", str(self.port),
-            "--store", f"sqlite:///{self.db}", "--log-level", "warning", *self.extra,
+            "--store", f"sqlite:///{self.db}", "--log-level", "warning",
+            "--anonymous",  # these tests are about streaming, not credentials (tests/gateway/test_auth.py)
+            *self.extra,
         ]
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:

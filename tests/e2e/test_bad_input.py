@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -15,50 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.harness import ServerProcess, Subscriber, wait_for, write_atomically
+from tests.e2e.upstream import Upstream
 
 pytestmark = pytest.mark.slow
-
-
-class Upstream:
-    """A real HTTP server whose answer the test switches between good CSV, a 500 and garbage."""
-
-    def __init__(self) -> None:
-        self.mode = "good"
-        self.body = b"a,b\n1,2\n"
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if upstream.mode == "500":
-                    self.send_response(500)
-                    self.end_headers()
-                    self.wfile.write(b"upstream broke")
-                    return
-                body = b"\x00\xff\xfe garbage \x00" if upstream.mode == "garbage" else upstream.body
-                self.send_response(200)
-                self.send_header("Content-Type", "text/csv")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data.csv"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    yield server
-    server.close()
 
 
 async def _recv(ws, timeout_s: float = 5.0) -> dict:  # type: ignore[no-untyped-def]

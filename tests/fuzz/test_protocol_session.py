@@ -2,7 +2,8 @@
 
 Every example plays one connection: random text, bytes and JSON (valid and invalid messages) from the client,
 changes committed to a fake store, their news delivered by a bus that loses, repeats and reorders it, store
-reads answered late, in any order, or failing, histories pruned and reset. Whatever happens, the session never
+reads answered late, in any order, or failing, histories pruned and reset, connection tokens renewed with other
+sources (`auth`, answered at any time). Whatever happens, the session never
 raises, every message it sends is a JSON object, and the client never sees a change out of order, twice, or
 unlike the committed one. At the end the store is read as the dispatcher's resync does, and every live
 subscription must have caught up with its source's head.
@@ -22,7 +23,17 @@ from hypothesis import strategies as st
 from sheetstream.core import history
 from sheetstream.core.messages import encode_change_frame
 from sheetstream.core.model import ChangeSet, SetCell, Snapshot, Tab, VersionedSnapshot
-from sheetstream.core.protocol import Action, Close, Load, LoadResult, Route, Send, Session, Unroute
+from sheetstream.core.protocol import (
+    Action,
+    Authenticate,
+    Close,
+    Load,
+    LoadResult,
+    Route,
+    Send,
+    Session,
+    Unroute,
+)
 from sheetstream.errors import SourceNotFound
 from sheetstream.stores.base import ChangesSince
 
@@ -91,6 +102,7 @@ class Client:
     """(epoch, version) the client holds for each source it follows."""
     routed: set[str] = field(default_factory=set)
     loads: list[Load] = field(default_factory=list)
+    auths: list[Authenticate] = field(default_factory=list)
     closed: bool = False
 
     def run(self, actions: list[Action]) -> None:
@@ -108,6 +120,8 @@ class Client:
             elif isinstance(action, Load):
                 assert action.source in self.session.sources and action.source in self.routed
                 self.loads.append(action)
+            elif isinstance(action, Authenticate):
+                self.auths.append(action)
             elif isinstance(action, Close):
                 assert 4000 <= action.code <= 4999
                 self.closed = True
@@ -134,11 +148,17 @@ class Client:
                 ops = tuple(op for op in committed.ops if tabs is None or op.tab in tabs)
                 assert data == encode_change_frame(replace(committed, ops=ops)), "not the committed change"
             self.views[source] = (epoch, last + 1)
-        elif kind == "unsubscribed" or (kind == "error" and message["code"] in ("unknown_source", "unavailable")):
+        elif kind == "unsubscribed" or (
+            kind == "error" and message["code"] in ("unknown_source", "unavailable", "forbidden_source")
+        ):
             assert source is not None
             self.views.pop(source, None)
+            if kind == "error" and message["code"] == "forbidden_source":
+                assert not self.session.allows(source)
         elif kind == "error":
             assert isinstance(message["code"], str) and isinstance(message["message"], str)
+        elif kind == "authenticated":
+            assert message["expires_at"] is None or message["expires_at"].endswith("Z")
         else:
             assert kind == "pong", message
 
@@ -157,9 +177,10 @@ since = st.one_of(
     json_values,
 )
 messages = st.fixed_dictionaries(
-    {"type": st.sampled_from(["subscribe", "unsubscribe", "ping", "subscribe", "bogus"])},
+    {"type": st.sampled_from(["subscribe", "unsubscribe", "ping", "subscribe", "auth", "bogus"])},
     optional={
         "id": ids,
+        "token": st.one_of(st.text(max_size=6), json_values),
         "source": st.one_of(st.sampled_from(SOURCES), json_values),
         "since": since,
         "tabs": st.one_of(st.lists(st.integers(0, 2), max_size=2), json_values),
@@ -179,6 +200,8 @@ valid_subscribe = st.builds(
 )
 
 answers = st.tuples(st.just("answer"), st.tuples(st.integers(0, 1000), st.sampled_from([None, None, None, "down"])))
+allowed = st.one_of(st.none(), st.frozensets(st.sampled_from(SOURCES)))
+grants = st.tuples(st.just("grant"), st.tuples(st.integers(0, 1000), allowed, st.sampled_from([None, 1767225600.0])))
 steps = st.one_of(
     st.tuples(st.just("text"), st.text(max_size=40)),
     st.tuples(st.just("json"), json_values.map(lambda v: json.dumps(v))),  # NaN, Infinity: not JSON for us
@@ -196,6 +219,8 @@ steps = st.one_of(
     answers,
     st.tuples(st.just("prune"), st.sampled_from(KNOWN)),
     st.tuples(st.just("reset"), st.sampled_from(KNOWN)),
+    st.tuples(st.just("json"), st.just('{"type": "auth", "id": "a", "token": "t"}')),
+    grants,
 )
 
 
@@ -228,6 +253,10 @@ def _play(client: Client, step: tuple[str, Any]) -> None:
         index, failure = arg
         load = client.loads.pop(index % len(client.loads))
         client.run(session.loaded(load, store.answer(load, failure)))
+    elif kind == "grant" and client.auths:
+        index, sources, expires_at = arg
+        auth = client.auths.pop(index % len(client.auths))
+        client.run(session.authenticated(auth.id, sources, expires_at))
     elif kind == "prune":
         store.logs[arg].prune()
     elif kind == "reset":
@@ -255,10 +284,12 @@ def _settle(client: Client) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(steps, min_size=10, max_size=80), st.integers(1, 3))
-def test_random_frames_and_a_misbehaving_bus_never_break_the_session(step_list: list[Any], page: int) -> None:
+@given(st.lists(steps, min_size=10, max_size=80), st.integers(1, 3), allowed)
+def test_random_frames_and_a_misbehaving_bus_never_break_the_session(
+    step_list: list[Any], page: int, sources: frozenset[str] | None
+) -> None:
     # A small page size and buffer exercise paging and the overflow path too.
-    session = Session(max_subscriptions=2, max_errors=8, page_size=page, max_buffer=3)
+    session = Session(max_subscriptions=2, max_errors=8, page_size=page, max_buffer=3, allowed_sources=sources)
     client = Client(session, Store())
     for step in step_list:
         _play(client, step)

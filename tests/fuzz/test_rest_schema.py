@@ -3,7 +3,9 @@
 The app runs in-process (ASGI) over a MemoryStore with a recording monitor, as in tests/api, with the hook
 secrets set (an unset Apps Script secret turns its hook off with a documented 503). A few sources exist before
 the run, and path parameters and the hook secret are often swapped for real ones, so the fuzzer reaches the
-code behind a found source or an accepted hook and not only the 404s and 401s of random values.
+code behind a found source or an accepted hook and not only the 404s and 401s of random values. Every call
+carries an API key with both scopes; schemathesis's `ignored_auth` check then also calls each operation without
+it and with a wrong one, and expects a refusal.
 
 Checks: schemathesis's defaults except `positive_data_acceptance`: the schema cannot say everything the API
 checks (a cursor must be one it handed out, a kind one it knows), and those schema-valid requests are rightly
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sheetstream.api import create_api_app
+from sheetstream.auth.keys import mint_key
 from sheetstream.core.model import AddTab, ChangeSet, Snapshot, Tab
 from sheetstream.runtime.services import Services
 from sheetstream.runtime.settings import Settings
@@ -47,15 +50,24 @@ async def _seeded_store() -> tuple[MemoryStore, list[str]]:
     return store, ids
 
 
+async def _api_key(store: MemoryStore) -> str:
+    key, record = mint_key("fuzz", ["read", "write"], now=T0)
+    await store.create_api_key(record)
+    return key
+
+
 STORE, SOURCE_IDS = asyncio.run(_seeded_store())
+API_KEY = asyncio.run(_api_key(STORE))
 SECRET = "fuzz-secret"
-SETTINGS = Settings(apps_script_secret=SECRET, hook_secret=SECRET)
+# No rate limit: the fuzzer sends far more than a minute's worth of requests from one key.
+SETTINGS = Settings(apps_script_secret=SECRET, hook_secret=SECRET, rest_requests_per_min=0)
 APP = create_api_app(
     Services(settings=SETTINGS, store=STORE, bus=None, monitor=RecordingControl(), retention=Retention())  # type: ignore[arg-type]
 )
 APP.state.clock = Clock()
 
 schema = schemathesis.openapi.from_path(OPENAPI)
+schema.app = APP  # the probes of `ignored_auth` go to the app too
 
 
 @schema.hook
@@ -78,7 +90,11 @@ def flatmap_headers(context: Any, headers: dict[str, Any] | None) -> st.SearchSt
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_schema(case: schemathesis.Case) -> None:
-    case.call_and_validate(app=APP, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(
+        app=APP,
+        headers={"Authorization": f"Bearer {API_KEY}", "X-API-Key": API_KEY},
+        excluded_checks=[positive_data_acceptance],
+    )
 
 
 async def test_a_body_that_is_not_utf8_is_invalid_json_422_not_a_bare_400() -> None:

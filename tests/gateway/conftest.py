@@ -81,7 +81,7 @@ async def running_stack(
     **hub_options: Any,
 ) -> AsyncIterator[Stack]:
     """Serve the gateway on 127.0.0.1:0 until the block exits."""
-    settings = settings or Settings()
+    settings = settings or Settings(anonymous=True)
     store = store or MemoryStore()
     bus = MemoryBus()
     await bus.open()
@@ -125,7 +125,7 @@ class FastStack(Stack):
 @contextlib.asynccontextmanager
 async def fast_stack(store: Store | None = None, *, settings: Settings | None = None) -> AsyncIterator[FastStack]:
     """Serve the hub with the picows listener on 127.0.0.1:0 until the block exits."""
-    settings = settings or Settings()
+    settings = settings or Settings(anonymous=True)
     store = store or MemoryStore()
     bus = MemoryBus()
     await bus.open()

@@ -36,7 +36,7 @@ async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
 
 @pytest.mark.parametrize("fragmented", [False, True], ids=["one-frame", "fragments"])
 async def test_an_oversized_message_closes_with_1009_and_others_are_unaffected(fragmented: bool) -> None:
-    async with fast_stack(settings=Settings(max_frame_bytes=1024)) as stack:
+    async with fast_stack(settings=Settings(anonymous=True, max_frame_bytes=1024)) as stack:
         async with connect(stack.url) as bystander, connect(stack.url) as ws:
             await subscribe(bystander, stack.source)
             big = '{"type":"ping","id":"' + "x" * 2000 + '"}'
@@ -60,7 +60,7 @@ async def test_invalid_utf8_closes_with_1007(stack: FastStack) -> None:
 
 async def test_a_slow_consumer_is_closed_with_4008_while_a_normal_client_gets_everything() -> None:
     async with (
-        fast_stack(settings=Settings(send_queue_size=8)) as stack,
+        fast_stack(settings=Settings(anonymous=True, send_queue_size=8)) as stack,
         connect(stack.url, max_queue=1, compression=None) as slow,
         connect(stack.url, max_size=None, compression=None) as normal,
     ):
@@ -82,7 +82,7 @@ async def test_a_slow_consumer_is_closed_with_4008_while_a_normal_client_gets_ev
 
 async def test_a_reader_that_falls_behind_then_catches_up_gets_everything_in_order() -> None:
     async with (
-        fast_stack(settings=Settings(send_queue_size=1000)) as stack,
+        fast_stack(settings=Settings(anonymous=True, send_queue_size=1000)) as stack,
         connect(stack.url, max_queue=1, max_size=None, compression=None) as lagging,
     ):
         await subscribe(lagging, stack.source)
@@ -100,7 +100,7 @@ async def test_a_reader_that_falls_behind_then_catches_up_gets_everything_in_ord
 
 
 async def test_a_silent_peer_is_pinged_then_closed_with_1011() -> None:
-    settings = Settings(ping_interval_s=0.2, ping_timeout_s=0.4)
+    settings = Settings(anonymous=True, ping_interval_s=0.2, ping_timeout_s=0.4)
     async with fast_stack(settings=settings) as stack, connect(stack.url) as live:
         reader, writer = await asyncio.open_connection("127.0.0.1", stack.listener.port)
         writer.write(_upgrade_request(stack.listener.port))

@@ -128,7 +128,7 @@ async def test_twenty_consecutive_errors_close_with_4000(stack: Stack) -> None:
 
 @pytest.mark.parametrize("uvicorn_limit", [True, False], ids=["uvicorn-limit", "endpoint-limit"])
 async def test_an_oversized_frame_closes_with_1009_and_others_are_unaffected(uvicorn_limit: bool) -> None:
-    settings = Settings(max_frame_bytes=1024)
+    settings = Settings(anonymous=True, max_frame_bytes=1024)
     async with running_stack(settings=settings, ws_max_size=None if uvicorn_limit else 1 << 20) as stack:
         async with connect(stack.url) as bystander, connect(stack.url) as ws:
             await subscribe(bystander, stack.source)
@@ -148,7 +148,7 @@ async def test_a_slow_consumer_is_closed_with_4008_while_a_normal_client_gets_ev
     # No compression: the big, repetitive frames must really fill the socket buffers. The slow client
     # stops reading from its socket once one message waits unread (max_queue=1).
     async with (
-        running_stack(settings=Settings(send_queue_size=8)) as stack,
+        running_stack(settings=Settings(anonymous=True, send_queue_size=8)) as stack,
         connect(stack.url, max_queue=1, compression=None) as slow,
         connect(stack.url, max_size=None, compression=None) as normal,
     ):

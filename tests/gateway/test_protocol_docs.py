@@ -15,11 +15,13 @@ MESSAGE_TYPES = [
     "subscribe",
     "unsubscribe",
     "ping",
+    "auth",
     "subscribed",
     "snapshot",
     "change",
     "unsubscribed",
     "pong",
+    "authenticated",
     "error",
 ]
 CLOSE_CODES = sorted(
@@ -39,4 +41,4 @@ def test_every_error_code_close_code_and_message_type_is_documented(doc: str) ->
 
 
 def test_the_close_codes_are_the_documented_ones() -> None:
-    assert CLOSE_CODES == [1001, 1009, 4000, 4001, 4003, 4008, 4029]
+    assert CLOSE_CODES == [1001, 1009, 1013, 4000, 4001, 4003, 4008, 4029]

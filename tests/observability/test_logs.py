@@ -100,7 +100,7 @@ async def test_log_lines_during_a_websocket_connection_carry_its_connection_id()
     store = ChattyStore()
     await store.open()
     record = await store.create_source(NewSource(kind="file", config={"path": "/d/a.csv"}), now=NOW)
-    hub = Hub(store, Settings())
+    hub = Hub(store, Settings(anonymous=True))
     with structlog.testing.capture_logs(processors=[merge_contextvars]) as logs:
         for _ in range(2):
             await _one_connection(hub, record.id)

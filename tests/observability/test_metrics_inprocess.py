@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from sheetstream.api import create_api_app
+from sheetstream.auth.tokens import ANONYMOUS
 from sheetstream.buses.base import Bus, Delivery
 from sheetstream.buses.memory import MemoryBus
 from sheetstream.core.messages import CLOSE_SLOW_CONSUMER, encode_change_frame
@@ -71,13 +72,13 @@ def _change(source: str, epoch: str, version: int) -> ChangeSet:
 
 async def test_hub_counts_connections_subscriptions_deliveries_errors_and_slow_consumers(store: MemoryStore) -> None:
     record = await store.create_source(NewSource(kind="file", config={"path": "/d/a.csv"}), now=NOW)
-    hub = Hub(store, Settings())
+    hub = Hub(store, Settings(anonymous=True))
     conns, subs = value("sheetstream_connections_open"), value("sheetstream_subscriptions_open")
     deliveries, slow = value("sheetstream_deliveries_total"), value("sheetstream_slow_consumer_closes_total")
     bad_json = value("sheetstream_protocol_errors_total", code="bad_json")
     snapshot_reads = value("sheetstream_store_read_seconds_count", read="snapshot")
 
-    peers = [hub.attach_peer(FakePeer) for _ in range(3)]
+    peers = [hub.attach_peer(FakePeer, ANONYMOUS) for _ in range(3)]
     assert value("sheetstream_connections_open") == conns + 3
     for peer in peers:
         hub.receive(peer.id, orjson.dumps({"type": "subscribe", "id": 1, "source": record.id}).decode())

@@ -87,7 +87,7 @@ class Node(ChildProcess):
     def cmd(self) -> list[str]:
         cmd = [
             sys.executable, "-m", "sheetstream", self.role, "--port", str(self.port), "--store", self.store,
-            "--bus", self.bus, "--log-level", "warning", "--backoff-max-s", "1", *self.extra,
+            "--bus", self.bus, "--log-level", "warning", "--backoff-max-s", "1", "--anonymous", *self.extra,
         ]
         return cmd if self.role == "api" else [*cmd, "--node-id", self.name]
 

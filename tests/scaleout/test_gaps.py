@@ -41,7 +41,9 @@ async def test_a_gateway_on_redis_fills_a_missed_message_from_the_store(tmp_path
     redis_url = require_service("SHEETSTREAM_TEST_REDIS", "redis://127.0.0.1:6379/0")
     prefix = f"sheetstream-test-{uuid.uuid4().hex}"
     bus_url = f"{redis_url}?stream_prefix={prefix}"
-    settings = Settings(store=f"sqlite:///{tmp_path / 'store.db'}", bus=bus_url, port=0, log_level="warning")
+    settings = Settings(
+        store=f"sqlite:///{tmp_path / 'store.db'}", bus=bus_url, port=0, log_level="warning", anonymous=True
+    )
     publisher = open_bus(bus_url)
     await publisher.open()
     try:

@@ -174,6 +174,8 @@ async def test_tables_live_in_the_urls_schema_only(store: PostgresStore, url: st
             "snapshots",
             "changes",
             "leases",
+            "api_keys",
+            "dead_letters",
             "schema_migrations",
         }
         assert (await store.get_source(mine.id)).id == mine.id

@@ -14,6 +14,10 @@
  * follow the last one (a gap) makes it resubscribe with `since` on the same connection. Each subscription keeps
  * a local copy of the tabs (`sub.tabs`), updated with `applyOps`, the same rules as the server's core/apply.py.
  *
+ * Connection tokens: `token` is a string, or a function (which may return a promise) called for each connection
+ * and, when the server says the token expired (`token_expired`), for a fresh one, sent with `auth` on the same
+ * connection: `new Client(url, { token: () => fetch("/my-token").then((r) => r.text()) })`.
+ *
  * The protocol is documented in docs/protocol.md and docs/asyncapi.yaml of the sheetstream repository.
  * The canonical file is src/sheetstream/web/sheetstream.js (served at /static/sheetstream.js);
  * clients/js/src/sheetstream.js is a copy made by `npm run sync`.
@@ -159,7 +163,7 @@ class Emitter {
 // --- subscriptions --------------------------------------------------------------------------------------------
 
 /** Error codes after which resubscribing cannot help. */
-const FATAL_ERRORS = new Set(["unknown_source", "invalid_message", "too_many_subscriptions"]);
+const FATAL_ERRORS = new Set(["unknown_source", "forbidden_source", "invalid_message", "too_many_subscriptions"]);
 /** Close codes after which reconnecting cannot help (see docs/protocol.md, "Close codes"). */
 const FATAL_CLOSES = new Set([4000, 4001, 4003]);
 
@@ -281,16 +285,21 @@ export function backoffDelay(failures, { initialMs = 250, maxMs = 10_000, random
 
 /**
  * One WebSocket connection carrying any number of subscriptions. Events: "status" {state, attempt?, delayMs?,
- * code?, reason?} with state "connecting", "open", "reconnecting" or "closed"; "error" {code, message}.
+ * code?, reason?} with state "connecting", "open", "reconnecting" or "closed"; "error" {code, message};
+ * "authenticated" {expiresAt} when the server took a renewed token.
  *
- * Options: `WebSocket` (constructor; default the global one), `token` (sent as `?token=`), `webSocketOptions`
+ * Options: `WebSocket` (constructor; default the global one), `token` (a string or a function returning one or a
+ * promise of one; sent as `?token=`, renewed with `auth` on `token_expired` when a function), `webSocketOptions`
  * (third constructor argument, e.g. headers for Node's `ws`), `backoffInitialMs` (250), `backoffMaxMs` (10000),
  * `random` (jitter source), `pingIntervalMs` (20000; 0 disables: an application ping that detects a dead link).
  */
 export class Client extends Emitter {
   constructor(url, options = {}) {
     super();
-    this.url = withToken(url, options.token);
+    this.baseUrl = url;
+    this.token = options.token;
+    /** The URL of the last connection (with its `?token=`). */
+    this.url = typeof options.token === "function" ? url : withToken(url, options.token);
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this.WebSocket !== "function") {
       throw new TypeError("no WebSocket: pass one, e.g. new Client(url, { WebSocket }) with `import { WebSocket } from \"ws\"`");
@@ -312,6 +321,7 @@ export class Client extends Emitter {
     this._pinger = null;
     this._lastHeard = 0;
     this._closed = false;
+    this._opening = false; // waiting for the token function before opening
   }
 
   /** Follow `source`; `since` {epoch, version} resumes from a position, `tabs` restricts to those tab ids. */
@@ -327,7 +337,7 @@ export class Client extends Emitter {
 
   /** Open the connection now (subscribe() does it when needed). */
   connect() {
-    if (this._closed || this.ws !== null || this._timer !== null) return;
+    if (this._closed || this.ws !== null || this._timer !== null || this._opening) return;
     this._open();
   }
 
@@ -367,9 +377,42 @@ export class Client extends Emitter {
     this.emit("status", { state, ...detail });
   }
 
+  /** The token for a new connection or a renewal: the string, or what the function returns (maybe a promise). */
+  _token() {
+    return typeof this.token === "function" ? this.token() : this.token;
+  }
+
   _open() {
     this._timer = null;
     this._status(this.failures ? "reconnecting" : "connecting", { attempt: this.failures + 1 });
+    let token;
+    try {
+      token = this._token();
+    } catch (error) {
+      this._tokenFailed(error);
+      return;
+    }
+    if (typeof token?.then !== "function") {
+      this._connect(token);
+      return;
+    }
+    this._opening = true;
+    token.then((value) => {
+      this._opening = false;
+      if (!this._closed) this._connect(value);
+    }, (error) => {
+      this._opening = false;
+      if (!this._closed) this._tokenFailed(error);
+    });
+  }
+
+  _tokenFailed(error) {
+    this.emit("error", { code: "token_failed", message: String(error?.message ?? error) });
+    this._retry({ reason: "no token" });
+  }
+
+  _connect(token) {
+    this.url = withToken(this.baseUrl, token);
     let ws;
     try {
       ws = this.webSocketOptions === undefined
@@ -425,7 +468,10 @@ export class Client extends Emitter {
     }
     const source = message.source;
     if (source === undefined) {
-      if (message.type === "error") this.emit("error", { code: message.code, message: message.message });
+      if (message.type === "authenticated") this.emit("authenticated", { expiresAt: message.expires_at });
+      if (message.type !== "error") return;
+      this.emit("error", { code: message.code, message: message.message });
+      if (message.code === "token_expired") this._renewToken(ws);
       return;
     }
     const draining = this._draining.get(source);
@@ -440,6 +486,19 @@ export class Client extends Emitter {
     const next = sub._handle(message);
     if (next === "resubscribe") this._resubscribe(sub);
     else if (next === "retry") this._retrySubscription(sub);
+  }
+
+  /** Send a fresh token from the token function with `auth` (a fixed token cannot be renewed: the server closes). */
+  async _renewToken(ws) {
+    if (typeof this.token !== "function") return;
+    let token;
+    try {
+      token = await this.token();
+    } catch (error) {
+      this.emit("error", { code: "token_failed", message: String(error?.message ?? error) });
+      return;
+    }
+    if (ws === this.ws && token) this._send({ type: "auth", id: this._nextId(), token });
   }
 
   /** Replace a subscription on the same connection: unsubscribe, then subscribe with `since`. */

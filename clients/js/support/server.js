@@ -1,5 +1,6 @@
 // A real `sheetstream serve` child process for the tests, and helpers to drive it over REST.
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -9,6 +10,19 @@ import { fileURLToPath } from "node:url";
 /** The Python that runs the server: $SHEETSTREAM_PYTHON, else the repository's .venv. */
 export const PYTHON = process.env.SHEETSTREAM_PYTHON
   ?? fileURLToPath(new URL("../../../.venv/bin/python", import.meta.url));
+
+/** The HS256 key of the test server's connection tokens (`--jwt-secret`). */
+export const JWT_SECRET = "a test secret of at least 32 bytes, for HS256";
+
+const base64url = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+/** A connection token for the test server: `sources` (["*"]: all) for `ttlS` seconds. */
+export function mintToken({ sources = ["*"], ttlS = 3600, subject = "node-test", secret = JWT_SECRET } = {}) {
+  const signed = `${base64url({ alg: "HS256", typ: "JWT" })}.${base64url({
+    sub: subject, sources, exp: Math.floor(Date.now() / 1000 + ttlS),
+  })}`;
+  return `${signed}.${createHmac("sha256", secret).update(signed).digest("base64url")}`;
+}
 
 /** A TCP port that was free a moment ago. */
 export function freePort() {
@@ -33,9 +47,13 @@ export async function waitFor(predicate, { timeoutMs = 15_000, what = "condition
   }
 }
 
-/** `sheetstream serve` on its own port and SQLite file in a temporary directory. */
+/**
+ * `sheetstream serve` on its own port and SQLite file in a temporary directory. It accepts connections without a
+ * token (`--anonymous`: most tests are about streaming) and checks the tokens it is given (`--jwt-secret`).
+ */
 export class ServerProcess {
-  constructor() {
+  constructor(...extra) {
+    this.extra = extra;
     this.dir = mkdtempSync(join(tmpdir(), "sheetstream-js-"));
     this.db = join(this.dir, "sheetstream.db");
     this.port = null;
@@ -55,7 +73,7 @@ export class ServerProcess {
   async start() {
     this.port ??= await freePort();
     const args = ["-m", "sheetstream", "serve", "--port", String(this.port), "--store", `sqlite:///${this.db}`,
-      "--log-level", "warning"];
+      "--log-level", "warning", "--anonymous", "--jwt-secret", JWT_SECRET, ...this.extra];
     const child = spawn(PYTHON, args, { cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     child.stdout.on("data", (chunk) => { this.output += chunk; });

@@ -1,4 +1,4 @@
-"""The REST API: `/v1/sources`, `/v1/hooks/...`, `/healthz`, `/readyz`, `/docs` and `/openapi.json`.
+"""The REST API: `/v1/sources`, `/v1/hooks/...`, `/v1/dead-letters`, `/healthz`, `/readyz`, `/docs` and `/openapi.json`.
 
 One entry point builds it: `create_api_app(services)` returns a FastAPI app with the error handlers and every
 REST route; the server then adds the WebSocket route, the web page and its lifecycle onto that app. Endpoints
@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from sheetstream import __version__
+from sheetstream.api.dead_letters import dead_letters_router
 from sheetstream.api.errors import install_error_handlers
 from sheetstream.api.health import health_router
 from sheetstream.api.hooks import hooks_router
@@ -30,7 +31,9 @@ __all__ = ["create_api_app", "install_api", "openapi_document", "openapi_text"]
 DESCRIPTION = (
     "Watch spreadsheets and files and read their cell-level changes. Live changes stream over the WebSocket "
     "at `/v1/ws`; this API manages the data sources and serves snapshots and the change log. Errors are "
-    '`{"error": {"code", "message", "details"?}}`.'
+    '`{"error": {"code", "message", "details"?}}`. Calls under `/v1/sources` need an API key '
+    "(`sheetstream keys create`) in `Authorization: Bearer <key>` or `X-API-Key`: GET needs the `read` scope, "
+    "other methods `write`."
 )
 
 
@@ -47,6 +50,7 @@ def install_api(app: FastAPI) -> None:
     app.include_router(health_router())
     app.include_router(metrics_router())  # not in the OpenAPI document
     app.include_router(hooks_router())
+    app.include_router(dead_letters_router())
 
 
 def create_api_app(services: Services | None = None) -> FastAPI:

@@ -1,9 +1,9 @@
 """The REST API's error answers: `{"error": {"code", "message", "details"?}}` with the matching HTTP status.
 
 `install_error_handlers(app)` maps request validation errors (422, also for a body that is not JSON), the
-project's exceptions (ConfigError 422, SourceNotFound 404, VersionConflict 409), Starlette's HTTP errors
-(unknown route 404, wrong method 405 ...) and anything unexpected (500 `internal`, logged with its traceback,
-which never reaches the client) to that shape.
+project's exceptions (ConfigError 422, SecretKeyRequired 400, SourceNotFound 404, VersionConflict 409),
+Starlette's HTTP errors (unknown route 404, wrong method 405 ...) and anything unexpected (500 `internal`, logged
+with its traceback, which never reaches the client) to that shape.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sheetstream.errors import ConfigError, SourceNotFound, VersionConflict
+from sheetstream.errors import ConfigError, SecretKeyRequired, SourceNotFound, VersionConflict
 
 log = structlog.get_logger("sheetstream.api")
 
@@ -42,14 +42,17 @@ _CODES_BY_STATUS = {
 
 
 class ApiError(Exception):
-    """An error answer raised from an endpoint: `status`, a stable `code`, a `message` and optional `details`."""
+    """An error answer raised from an endpoint: `status`, a stable `code`, a `message`, `details`?, `headers`?."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 def error_response(
@@ -93,6 +96,10 @@ async def _on_config_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_config", str(exc))
 
 
+async def _on_secret_key_required(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(400, "secret_key_required", str(exc))
+
+
 async def _on_source_not_found(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SourceNotFound)
     return error_response(404, "source_not_found", str(exc), {"source": exc.source_id})
@@ -106,7 +113,7 @@ async def _on_version_conflict(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -189,6 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Make every error answer of `app` follow `{"error": {"code", "message", "details"?}}`."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ConfigError, _on_config_error)
+    app.add_exception_handler(SecretKeyRequired, _on_secret_key_required)  # a ConfigError, answered with 400
     app.add_exception_handler(SourceNotFound, _on_source_not_found)
     app.add_exception_handler(VersionConflict, _on_version_conflict)
     app.add_exception_handler(ApiError, _on_api_error)

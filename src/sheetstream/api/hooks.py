@@ -8,6 +8,9 @@ source's `min_interval_s`); it never carries data, so a forged or lost hint cost
   `sync` messages (sent when a channel opens) are acknowledged and ignored.
 - Apps Script (docs/apps-script.gs) posts `{"spreadsheet_id", "change_type"?}` with the shared secret in the
   `X-Sheetstream-Secret` header (or a `secret` field). The hook is off until a secret is configured.
+
+Handling a hint is tried `max_deliveries` times; a hint that still fails becomes a `hint` dead letter
+(runtime/dead_letters.py), and the answer names it in `dead_letter`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,18 @@ from pydantic import BaseModel, Field
 
 from sheetstream.api.errors import ApiError
 from sheetstream.api.schemas import ErrorOut
-from sheetstream.api.sources import services_of
-from sheetstream.runtime.hints import sources_reading, verify_channel_token
+from sheetstream.api.sources import now_of, services_of
+from sheetstream.runtime.dead_letters import DeadLetters, Hint
+from sheetstream.runtime.hints import verify_channel_token
 
 
 class HintOut(BaseModel):
     """Answer of a hook: the sources asked to read now."""
 
     sources: list[str] = Field(description="Ids of the sources that read this spreadsheet (and will read it now).")
+    dead_letter: str | None = Field(
+        default=None, description="Handling the hint kept failing: the id of the dead letter it was set aside as."
+    )
 
 
 class AppsScriptHint(BaseModel):
@@ -44,19 +51,26 @@ _UNAUTHORIZED: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _hint(request: Request, spreadsheet_id: str) -> HintOut:
+async def _hint(request: Request, origin: str, spreadsheet_id: str) -> HintOut:
     services = services_of(request)
-    source_ids = await sources_reading(services.store, spreadsheet_id)
-    for source_id in source_ids:
-        services.monitor.refresh(source_id)
-    return HintOut(sources=source_ids)
+    dead_letters = DeadLetters.of(services, clock=lambda: now_of(request, services))
+    handled = await dead_letters.handle_hint(Hint(origin, spreadsheet_id))
+    if isinstance(handled, list):
+        return HintOut(sources=handled)
+    return HintOut(sources=[], dead_letter=handled.id)
 
 
 def hooks_router() -> APIRouter:
     """The hint receiver routes."""
     router = APIRouter(prefix="/v1/hooks", tags=["hooks"])
 
-    @router.post("/drive", response_model=HintOut, responses=_UNAUTHORIZED, summary="Drive push notification")
+    @router.post(
+        "/drive",
+        response_model=HintOut,
+        response_model_exclude_unset=True,
+        responses=_UNAUTHORIZED,
+        summary="Drive push notification",
+    )
     async def drive_notification(
         request: Request,
         x_goog_channel_token: Annotated[str | None, Header()] = None,
@@ -69,12 +83,13 @@ def hooks_router() -> APIRouter:
             raise ApiError(401, "unauthorized", "unknown or forged Drive channel token")
         if x_goog_resource_state == "sync":
             return HintOut(sources=[])
-        return await _hint(request, spreadsheet_id)
+        return await _hint(request, "drive_push", spreadsheet_id)
 
     @router.post(
         "/apps-script",
         status_code=202,
         response_model=HintOut,
+        response_model_exclude_unset=True,
         responses={
             **_UNAUTHORIZED,
             503: {"model": ErrorOut, "description": "No Apps Script secret is configured: the hook is off."},
@@ -95,6 +110,6 @@ def hooks_router() -> APIRouter:
         given = x_sheetstream_secret or body.secret or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise ApiError(401, "unauthorized", "wrong or missing Apps Script secret (X-Sheetstream-Secret)")
-        return await _hint(request, body.spreadsheet_id)
+        return await _hint(request, "apps_script", body.spreadsheet_id)
 
     return router

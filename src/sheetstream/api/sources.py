@@ -17,6 +17,7 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from sheetstream.api.auth import AUTH_RESPONSES, require_scope
 from sheetstream.api.errors import ApiError
 from sheetstream.api.schemas import (
     ChangesOut,
@@ -40,6 +41,13 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descrip
 _INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "Invalid JSON, parameters or config; `details` lists the fields."}
 }
+_NO_SECRET_KEY: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorOut,
+        "description": "`secret_key_required`: the config holds credentials or header values and the server has no "
+        "key to encrypt them at rest (set SHEETSTREAM_SECRET_KEY).",
+    }
+}
 
 
 def services_of(request: Request) -> Services:
@@ -59,6 +67,8 @@ def now_of(request: Request, services: Services) -> datetime:
 
 
 ServicesDep = Annotated[Services, Depends(services_of)]
+PageLimit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+PageCursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 SourceId = Annotated[str, Path(description="The source's id, as returned on creation.")]
 
 
@@ -153,15 +163,18 @@ def _json(body: dict[str, Any]) -> Response:
 
 def sources_router() -> APIRouter:
     """The `/v1/sources` routes; they read `Services` from `request.app.state.services`."""
-    # Every route lists the 422 so the schema shows our error shape instead of FastAPI's default one.
-    router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=_INVALID)
+    # Every route lists the 422 so the schema shows our error shape instead of FastAPI's default one, and the
+    # API key refusals; GET needs the `read` scope, every other method `write`.
+    router = APIRouter(prefix="/v1/sources", tags=["sources"], responses={**_INVALID, **AUTH_RESPONSES})
+    read, write = [require_scope("read")], [require_scope("write")]
 
     @router.post(
         "",
         status_code=201,
         response_model=SourceOut,
         summary="Create a source",
-        responses={201: {"description": "The source; `Location` is its URL."}},
+        dependencies=write,
+        responses={201: {"description": "The source; `Location` is its URL."}, **_NO_SECRET_KEY},
     )
     async def create_source(
         body: SourceCreate, request: Request, response: Response, services: ServicesDep
@@ -183,11 +196,12 @@ def sources_router() -> APIRouter:
         response_model=SourcePage,
         response_model_exclude_unset=True,
         summary="List sources",
+        dependencies=read,
     )
     async def list_sources(
         services: ServicesDep,
-        limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+        limit: PageLimit = 100,
+        cursor: PageCursor = None,
     ) -> SourcePage:
         """Sources ordered by id, a page at a time."""
         store_cursor = decode_cursor(cursor) if cursor is not None else None
@@ -197,7 +211,9 @@ def sources_router() -> APIRouter:
             page.next_cursor = encode_cursor(next_cursor)
         return page
 
-    @router.get("/{source_id}", response_model=SourceOut, summary="Read a source", responses=_NOT_FOUND)
+    @router.get(
+        "/{source_id}", response_model=SourceOut, summary="Read a source", responses=_NOT_FOUND, dependencies=read
+    )
     async def get_source(source_id: SourceId, services: ServicesDep) -> SourceOut:
         """The source with its status, epoch and version."""
         return source_out(await services.store.get_source(source_id))
@@ -206,7 +222,8 @@ def sources_router() -> APIRouter:
         "/{source_id}",
         response_model=SourceOut,
         summary="Change a source",
-        responses=_NOT_FOUND,
+        dependencies=write,
+        responses={**_NOT_FOUND, **_NO_SECRET_KEY},
     )
     async def update_source(
         source_id: SourceId, body: SourceUpdate, request: Request, services: ServicesDep
@@ -236,6 +253,7 @@ def sources_router() -> APIRouter:
         status_code=204,
         response_class=Response,
         summary="Delete a source",
+        dependencies=write,
         responses=_NOT_FOUND,
     )
     async def delete_source(source_id: SourceId, services: ServicesDep) -> Response:
@@ -245,7 +263,11 @@ def sources_router() -> APIRouter:
         return Response(status_code=204)
 
     @router.get(
-        "/{source_id}/snapshot", response_model=SnapshotOut, summary="Read the latest snapshot", responses=_NOT_FOUND
+        "/{source_id}/snapshot",
+        response_model=SnapshotOut,
+        summary="Read the latest snapshot",
+        responses=_NOT_FOUND,
+        dependencies=read,
     )
     async def get_snapshot(source_id: SourceId, services: ServicesDep) -> Response:
         """The source's tabs as of its latest version (version 0 and no tabs before the first read)."""
@@ -263,6 +285,7 @@ def sources_router() -> APIRouter:
         "/{source_id}/changes",
         response_model=ChangesOut,
         summary="Read the change log",
+        dependencies=read,
         responses=_NOT_FOUND,
     )
     async def get_changes(
@@ -294,6 +317,7 @@ def sources_router() -> APIRouter:
         status_code=202,
         response_model=RefreshOut,
         summary="Read a source now",
+        dependencies=write,
         responses=_NOT_FOUND,
     )
     async def refresh_source(source_id: SourceId, services: ServicesDep) -> RefreshOut:

@@ -7,9 +7,12 @@ version gap and reads the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sheetstream.core.model import ChangeSet
+
+DeadLetterSink = Callable[[bytes, str, int, str], Awaitable[None]]
+"""Takes a message a bus gives up on: `(data, error, tries, entry)`, where `entry` names it on the bus."""
 
 
 class Delivery:
@@ -30,6 +33,10 @@ class Delivery:
 
 class Bus(ABC):
     """Publish/subscribe of change sets. Every consumer sees every message published after it started."""
+
+    dead_letter_sink: DeadLetterSink | None = None
+    """Where a bus with redelivery puts a message it gives up on (undecodable, or failed too often): set by the
+    wiring to the store's dead letters. None: the bus keeps its own (Redis: the `{prefix}:dead` stream)."""
 
     @abstractmethod
     async def open(self) -> None:

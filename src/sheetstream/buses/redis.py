@@ -330,8 +330,21 @@ class RedisBus(Bus):
         return out
 
     async def _bury(self, group: str, stream: str, entry_id: bytes, data: bytes, error: str, tries: int) -> None:
-        """Move a poison entry to the dead letters with its error, and ack it so it is not delivered again."""
+        """Move a poison entry to the dead letters with its error, and ack it so it is not delivered again.
+
+        With a `dead_letter_sink` the entry goes there (the store); only if the sink fails does it go to the
+        Redis dead-letter stream, so it is set aside once either way.
+        """
         log.error("poison message moved to dead letters", stream=stream, entry=entry_id.decode(), error=error)
+        if self.dead_letter_sink is not None:
+            try:
+                name = stream.decode() if isinstance(stream, bytes) else stream  # as XREADGROUP names it
+                await self.dead_letter_sink(data, error, max(tries, 1), f"{name}/{entry_id.decode()}")
+            except Exception as exc:
+                log.warning("dead-letter sink failed; keeping the entry in Redis", error=repr(exc))
+            else:
+                await self.client.xack(stream, group, entry_id)
+                return
         letter = {
             "stream": stream,
             "id": entry_id,

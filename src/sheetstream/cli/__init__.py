@@ -5,7 +5,16 @@ One module per group of commands; importing it registers its commands on the roo
 
 from __future__ import annotations
 
-from sheetstream.cli import emulator, roles, serve, sources, watch  # noqa: F401  (registers the commands)
+from sheetstream.cli import (  # noqa: F401  (registers the commands)
+    dead_letters,
+    emulator,
+    keys,
+    roles,
+    serve,
+    sources,
+    token,
+    watch,
+)
 from sheetstream.cli.app import app
 
 

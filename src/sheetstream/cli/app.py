@@ -21,6 +21,15 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 ServerUrl = Annotated[
     str, typer.Option("--server", envvar="SHEETSTREAM_SERVER", help="Base URL of a running sheetstream server.")
 ]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="SHEETSTREAM_API_KEY",
+        help="REST API key (`sheetstream keys create`), sent as a bearer token.",
+        show_default=False,
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -38,8 +47,10 @@ def main_options(
     """sheetstream: watch spreadsheets and stream cell-level changes over WebSockets."""
 
 
-def request(method: str, server: str, path: str, **kwargs: Any) -> Any:
-    """Call the server's REST API; print its error and exit non-zero on failure."""
+def request(method: str, server: str, path: str, *, api_key: str | None = None, **kwargs: Any) -> Any:
+    """Call the server's REST API with `api_key` if given; print its error and exit non-zero on failure."""
+    if api_key:
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {api_key.strip()}"}
     try:
         response = httpx.request(method, server.rstrip("/") + path, timeout=30, **kwargs)
     except httpx.HTTPError as exc:
@@ -55,6 +66,8 @@ def request(method: str, server: str, path: str, **kwargs: Any) -> Any:
                 message += f"\n  {detail.get('field', '')}: {detail.get('message', '')}"
         except (ValueError, KeyError, TypeError, AttributeError):
             message = response.text[:500]
+        if response.status_code == 401:
+            message += "\n  give a valid key with --api-key or SHEETSTREAM_API_KEY (see `sheetstream keys --help`)"
         typer.echo(f"error ({response.status_code}): {message}", err=True)
         raise typer.Exit(1)
     try:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from sheetstream.cli.app import app
-from sheetstream.cli.serve import check_urls, settings_from_options
+from sheetstream.cli.serve import check_settings, settings_from_options
 from sheetstream.cli.serve import serve as serve_command
 
 SERVE_ONLY = frozenset({"demo", "demo_csv"})
@@ -60,7 +60,7 @@ def run_roles(roles: Collection[str], options: Mapping[str, Any]) -> None:
         lease_ttl_s=options.get("lease_ttl_s", NodeOptions.lease_ttl_s),
     )
     try:
-        check_urls(settings)  # a mistyped URL is refused before anything starts, logging included
+        check_settings(settings)  # a mistyped URL or half a TLS pair is refused before anything starts
         configure_logging(settings.log_level)
         asyncio.run(serve_roles(settings, roles, node))
     except KeyboardInterrupt:

@@ -50,6 +50,16 @@ def check_urls(settings: Settings) -> None:
     lookup(BUSES, "bus", settings.bus)
 
 
+def check_settings(settings: Settings) -> None:
+    """`check_urls`, and refuse half a TLS pair, unreadable TLS files or a malformed secret key (ConfigError)."""
+    from sheetstream.runtime.tls import server_ssl_context
+    from sheetstream.stores.sealed import explicit_secret_box
+
+    check_urls(settings)
+    server_ssl_context(settings.tls_cert, settings.tls_key)
+    explicit_secret_box(secret_key=settings.secret_key, secret_key_file=settings.secret_key_file)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(envvar="SHEETSTREAM_HOST", help="Address to listen on.")] = "127.0.0.1",
@@ -182,7 +192,7 @@ def serve(
         typer.Option(
             envvar="SHEETSTREAM_ANONYMOUS",
             help="Accept WebSocket connections and REST calls without credentials (full access): for demos only. "
-            "--demo turns it on.",
+            "The demo turns it on.",
         ),
     ] = False,
     jwt_secret: Annotated[
@@ -226,7 +236,9 @@ def serve(
     secret_key: Annotated[
         str,
         typer.Option(
-            envvar="SHEETSTREAM_SECRET_KEY", help="Fernet key encrypting source credentials at rest."
+            envvar="SHEETSTREAM_SECRET_KEY",
+            help="Fernet key encrypting source credentials at rest; comma-separated keys rotate (the first "
+            "encrypts). Default: a key file beside a SQLite store.",
         ),
     ] = "",
     secret_key_file: Annotated[
@@ -294,7 +306,7 @@ def serve(
     if demo and not demo_csv.exists():
         raise typer.BadParameter(f"demo CSV {demo_csv} does not exist", param_hint="--demo-csv")
     try:
-        check_urls(settings)
+        check_settings(settings)
     except ConfigError as exc:  # before the (slow) server imports: a typo is answered at once
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sheetstream.cli.app import DEFAULT_SERVER, ServerUrl, app, print_json, request
+from sheetstream.cli.app import DEFAULT_SERVER, ApiKey, ServerUrl, app, print_json, request
 
 sources_app = typer.Typer(help="Manage data sources through a running server's REST API.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
@@ -49,6 +49,7 @@ def sources_add(
     config_json: Annotated[str | None, typer.Option("--config", help="The whole config as JSON.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Config KEY=VALUE, repeatable.")] = [],  # noqa: B006
     server: ServerUrl = DEFAULT_SERVER,
+    api_key: ApiKey = None,
 ) -> None:
     """Register a data source and print it."""
     config = _parse_config(set_, config_json)
@@ -64,15 +65,16 @@ def sources_add(
         body["name"] = name
     if poll_interval_s is not None:
         body["poll_interval_s"] = poll_interval_s
-    print_json(request("POST", server, "/v1/sources", json=body))
+    print_json(request("POST", server, "/v1/sources", json=body, api_key=api_key))
 
 
 @sources_app.command("list")
-def sources_list(server: ServerUrl = DEFAULT_SERVER) -> None:
+def sources_list(server: ServerUrl = DEFAULT_SERVER, api_key: ApiKey = None) -> None:
     """List data sources: id, kind, status, version, name."""
     cursor: str | None = None
     while True:
-        page = request("GET", server, "/v1/sources", params={"cursor": cursor} if cursor else None)
+        params = {"cursor": cursor} if cursor else None
+        page = request("GET", server, "/v1/sources", params=params, api_key=api_key)
         for item in page["items"]:
             status = item["status"]["state"]
             typer.echo(f"{item['id']}\t{item['kind']}\t{status}\tv{item['version']}\t{item.get('name') or ''}")
@@ -82,9 +84,9 @@ def sources_list(server: ServerUrl = DEFAULT_SERVER) -> None:
 
 
 @sources_app.command("show", context_settings=ID_ARGUMENT)
-def sources_show(source: str, server: ServerUrl = DEFAULT_SERVER) -> None:
+def sources_show(source: str, server: ServerUrl = DEFAULT_SERVER, api_key: ApiKey = None) -> None:
     """Print one source."""
-    print_json(request("GET", server, f"/v1/sources/{source}"))
+    print_json(request("GET", server, f"/v1/sources/{source}", api_key=api_key))
 
 
 @sources_app.command("update", context_settings=ID_ARGUMENT)
@@ -95,6 +97,7 @@ def sources_update(
     paused: Annotated[bool | None, typer.Option("--paused/--active", help="Stop or resume watching.")] = None,
     config_json: Annotated[str | None, typer.Option("--config", help="Replace the config with this JSON.")] = None,
     server: ServerUrl = DEFAULT_SERVER,
+    api_key: ApiKey = None,
 ) -> None:
     """Change a source's name, poll interval, paused state or config."""
     body: dict[str, Any] = {}
@@ -108,13 +111,13 @@ def sources_update(
         body["config"] = _config_object(config_json)
     if not body:
         raise typer.BadParameter("nothing to change: give --name, --poll-interval-s, --paused/--active or --config")
-    print_json(request("PATCH", server, f"/v1/sources/{source}", json=body))
+    print_json(request("PATCH", server, f"/v1/sources/{source}", json=body, api_key=api_key))
 
 
 @sources_app.command("rm", context_settings=ID_ARGUMENT)
-def sources_rm(source: str, server: ServerUrl = DEFAULT_SERVER) -> None:
+def sources_rm(source: str, server: ServerUrl = DEFAULT_SERVER, api_key: ApiKey = None) -> None:
     """Delete a source with its history."""
-    request("DELETE", server, f"/v1/sources/{source}")
+    request("DELETE", server, f"/v1/sources/{source}", api_key=api_key)
     typer.echo(f"deleted {source}")
 
 

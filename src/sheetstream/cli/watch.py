@@ -20,6 +20,10 @@ def watch(
     json_lines: Annotated[bool, typer.Option("--json", help="Print each message as one JSON line.")] = False,
     since_epoch: Annotated[str | None, typer.Option(help="Resume from this epoch ...")] = None,
     since_version: Annotated[int | None, typer.Option(help="... and version.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SHEETSTREAM_TOKEN", help="WebSocket connection token (see `sheetstream token`)."),
+    ] = None,
 ) -> None:
     """Print a source's changes live; reconnects and resumes after a dropped connection."""
     from sheetstream.client import ClientError, subscribe
@@ -30,7 +34,7 @@ def watch(
     since = (since_epoch, since_version) if since_epoch is not None and since_version is not None else None
 
     async def run() -> None:
-        async for event in subscribe(url, source, since=since):
+        async for event in subscribe(url, source, since=since, token=token):
             if json_lines:
                 typer.echo(json.dumps(event.raw or {"type": event.type, "reason": event.reason}))
             elif event.type == "snapshot" and event.snapshot is not None:

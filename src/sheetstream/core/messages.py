@@ -19,13 +19,18 @@ CLOSE_GOING_AWAY = 1001
 """The server is shutting down; reconnect (elsewhere) and resume with `since`."""
 CLOSE_MESSAGE_TOO_BIG = 1009
 """A client frame exceeded the server's max frame size."""
+CLOSE_TRY_AGAIN_LATER = 1013
+"""The server cannot check the connection's token now (its signing keys cannot be fetched); reconnect later."""
 CLOSE_PROTOCOL_ERROR = 4000
 """Too many consecutive protocol errors."""
 CLOSE_UNAUTHORIZED = 4001
-CLOSE_FORBIDDEN_SOURCE = 4003
+"""No valid connection token: missing, invalid, or expired and not renewed in time."""
+CLOSE_FORBIDDEN = 4003
+"""The page's origin is not allowed to open WebSockets."""
 CLOSE_SLOW_CONSUMER = 4008
 """The client read too slowly and its outgoing queue filled; reconnect and resume with `since`."""
 CLOSE_RATE_LIMITED = 4029
+"""Too many messages on this connection, or too many new connections from its IP address."""
 
 ErrorCode = Literal[
     "bad_json",
@@ -36,6 +41,8 @@ ErrorCode = Literal[
     "already_subscribed",
     "too_many_subscriptions",
     "unavailable",
+    "forbidden_source",
+    "token_expired",
 ]
 
 MessageId: TypeAlias = str | int
@@ -44,6 +51,7 @@ Since: TypeAlias = tuple[str, int]
 
 MAX_ID_LENGTH = 256
 MAX_SOURCE_LENGTH = 256
+MAX_TOKEN_LENGTH = 16 * 1024
 
 
 # --- encoding ------------------------------------------------------------------------------------------------
@@ -115,6 +123,11 @@ def encode_pong(msg_id: MessageId) -> bytes:
     return orjson.dumps({"type": "pong", "id": msg_id})
 
 
+def encode_authenticated(msg_id: MessageId, expires_at: str | None) -> bytes:
+    """The `authenticated` message: the new token is in force until `expires_at` (ISO 8601, UTC), or for good."""
+    return orjson.dumps({"type": "authenticated", "id": msg_id, "expires_at": expires_at})
+
+
 class InvalidField(Exception):
     """A client message is missing a field or has a bad one."""
 
@@ -146,6 +159,13 @@ def require_source(message: dict[str, Any]) -> str:
     value = message.get("source")
     if not isinstance(value, str) or not value or len(value) > MAX_SOURCE_LENGTH:
         raise InvalidField("source", "'source' must be a source id: a non-empty string")
+    return value
+
+
+def require_token(message: dict[str, Any]) -> str:
+    value = message.get("token")
+    if not isinstance(value, str) or not value or len(value) > MAX_TOKEN_LENGTH:
+        raise InvalidField("token", f"'token' must be a non-empty string (at most {MAX_TOKEN_LENGTH} characters)")
     return value
 
 

@@ -6,7 +6,12 @@ answer, `live` a change from the bus) and carries out the actions it returns, in
 - `Send(data)`: write these bytes as one text frame;
 - `Route(source)` / `Unroute(source)`: add or remove this connection in the subscription table;
 - `Load(...)`: read the store (`snapshot` when `since` is None, else `changes_since`) and call `loaded`;
+- `Authenticate(id, token)`: verify a fresh connection token (an `auth` message) and call `authenticated` with
+  the sources it grants, or `close` with 4001 if it is invalid;
 - `Close(code, reason)`: close the connection.
+
+The session knows which sources its connection may follow (`allowed_sources`, from the connection token) and
+refuses the others with `forbidden_source`; verifying tokens and timing their expiry are the gateway's job.
 
 Why it is written this way: a subscriber must get every version exactly once even when a change is committed
 while it subscribes. So the session asks to be routed BEFORE it asks for the store read, buffers the live
@@ -20,16 +25,19 @@ Wire messages are documented in docs/protocol.md and docs/asyncapi.yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
 import orjson
 
+from sheetstream.core.codec import format_at
 from sheetstream.core.messages import (
     CLOSE_PROTOCOL_ERROR,
     ErrorCode,
     InvalidField,
     MessageId,
     Since,
+    encode_authenticated,
     encode_change_frame,
     encode_error,
     encode_pong,
@@ -40,6 +48,7 @@ from sheetstream.core.messages import (
     optional_tabs,
     require_id,
     require_source,
+    require_token,
     valid_id,
 )
 from sheetstream.core.model import ChangeSet, VersionedSnapshot
@@ -83,6 +92,14 @@ class Load:
 
 
 @dataclass(frozen=True, slots=True)
+class Authenticate:
+    """Verify `token` (from the `auth` message `id`), then call `Session.authenticated` or close with 4001."""
+
+    id: MessageId
+    token: str = field(repr=False)  # never in a log line
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection with this WebSocket close code."""
 
@@ -90,7 +107,7 @@ class Close:
     reason: str
 
 
-Action: TypeAlias = Send | Route | Unroute | Load | Close
+Action: TypeAlias = Send | Route | Unroute | Load | Authenticate | Close
 
 
 class ChangePage(Protocol):
@@ -190,8 +207,11 @@ class Session:
         max_errors: int = 20,
         page_size: int = 1000,
         max_buffer: int = 10_000,
+        allowed_sources: frozenset[str] | None = None,
     ) -> None:
         self.max_subscriptions = max_subscriptions
+        self.allowed_sources = allowed_sources
+        """Sources this connection may follow; None: every source."""
         self.max_errors = max_errors
         self.page_size = page_size
         self.max_buffer = max_buffer
@@ -249,6 +269,13 @@ class Session:
             return self._error(
                 "already_subscribed", f"already subscribed to {source!r}", msg_id=msg_id, source=source
             )
+        if not self.allows(source):
+            return self._error(
+                "forbidden_source",
+                f"this connection's token does not grant source {source!r}",
+                msg_id=msg_id,
+                source=source,
+            )
         if len(self._subs) >= self.max_subscriptions:
             return self._error(
                 "too_many_subscriptions",
@@ -276,6 +303,51 @@ class Session:
         msg_id = require_id(message)
         self._errors = 0
         return [Send(encode_pong(msg_id))]
+
+    def _auth(self, message: dict[str, Any]) -> list[Action]:
+        msg_id = require_id(message)
+        token = require_token(message)
+        self._errors = 0
+        return [Authenticate(msg_id, token)]
+
+    # -- the connection's grant --
+
+    def allows(self, source: str) -> bool:
+        """Whether this connection's token grants `source`."""
+        return self.allowed_sources is None or source in self.allowed_sources
+
+    def authenticated(
+        self, msg_id: MessageId, allowed_sources: frozenset[str] | None, expires_at: float | None
+    ) -> list[Action]:
+        """An `auth` token was verified: it grants `allowed_sources` until `expires_at` (Unix time; None: for good).
+
+        Subscriptions to sources it no longer grants end with `forbidden_source`.
+        """
+        if self.closed:
+            return []
+        self.allowed_sources = allowed_sources
+        expires = None if expires_at is None else format_at(datetime.fromtimestamp(expires_at, UTC))
+        actions: list[Action] = [Send(encode_authenticated(msg_id, expires))]
+        for source in sorted(self._subs):
+            if not self.allows(source):
+                del self._subs[source]
+                message = f"the connection's new token does not grant source {source!r}; the subscription ended"
+                actions += [Unroute(source), Send(encode_error("forbidden_source", message, source=source))]
+        return actions
+
+    def token_expired(self, grace_s: float) -> list[Action]:
+        """The connection's token expired: tell the client to send a fresh one within `grace_s` seconds."""
+        if self.closed:
+            return []
+        message = f"the connection token expired: send an auth message with a fresh token within {grace_s:g} s"
+        return [Send(encode_error("token_expired", message))]
+
+    def close(self, code: int, reason: str) -> list[Action]:
+        """Close the connection for a reason found outside the session (a rejected token, a rate limit)."""
+        if self.closed:
+            return []
+        self.closed = True
+        return [Close(code, reason)]
 
     def _error(
         self,
@@ -474,5 +546,6 @@ _HANDLERS = {
     "subscribe": Session._subscribe,
     "unsubscribe": Session._unsubscribe,
     "ping": Session._ping,
+    "auth": Session._auth,
 }
 

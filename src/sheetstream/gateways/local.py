@@ -5,7 +5,10 @@
   resumes with `since`, so nothing is lost, and one slow reader never holds back the others or our memory.
 - `LocalGateway`: the `Gateway` port over the open `Connection`s of this process.
 - `Hub`: owns the subscription table and one `core.protocol.Session` per connection, carries out the
-  sessions' actions, runs store reads as tasks, and takes live changes from the dispatcher (`publish`).
+  sessions' actions, runs store reads as tasks, and takes live changes from the dispatcher (`publish`). It also
+  admits new connections (`admission`: the checks of `gateways/admission.py`), limits each one's message rate, and
+  watches connection tokens: at a token's `exp` the client gets `token_expired` and `token_grace_s` to send a
+  fresh one (`auth`) before it is closed with 4001. Only connections with a token have a timer.
 - `websocket_route(hub)`: the Starlette route to mount in the app.
 - `Peer` / `Outgoing`: what the hub needs of a connection and what it hands one, so another transport (the picows
   listener of `gateways/picows_listener.py`) serves its own sockets with the same sessions, routing and reads.
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -28,10 +32,19 @@ import structlog
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from sheetstream.core.messages import CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_SLOW_CONSUMER
+from sheetstream.auth.tokens import Grant
+from sheetstream.core.messages import (
+    CLOSE_GOING_AWAY,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_RATE_LIMITED,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_UNAUTHORIZED,
+    MessageId,
+)
 from sheetstream.core.model import ChangeSet
 from sheetstream.core.protocol import (
     Action,
+    Authenticate,
     Close,
     Load,
     LoadResult,
@@ -40,9 +53,12 @@ from sheetstream.core.protocol import (
     Session,
     Unroute,
 )
+from sheetstream.core.ratelimit import TokenBucket
 from sheetstream.core.subscriptions import SubscriptionTable
 from sheetstream.errors import SourceNotFound
+from sheetstream.gateways.admission import Admission, Refusal, read_handshake
 from sheetstream.gateways.base import Gateway
+from sheetstream.gateways.grants import TokenTimers
 from sheetstream.runtime import metrics
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.base import Store
@@ -198,7 +214,7 @@ class Hub:
         store: Store,
         settings: Settings | None = None,
         *,
-        max_subscriptions: int = 100,
+        admission: Admission | None = None,
         page_size: int = 1000,
         close_timeout_s: float = 5.0,
     ) -> None:
@@ -207,28 +223,37 @@ class Hub:
         self.gateway = LocalGateway()
         self.table: SubscriptionTable[str] = SubscriptionTable()
         self.sessions: dict[str, Session] = {}
+        self.admission = admission or Admission(settings)
         self.max_frame_bytes = settings.max_frame_bytes
         self.send_queue_size = settings.send_queue_size
-        self.max_subscriptions = max_subscriptions
+        self.max_subscriptions = settings.max_subscriptions
+        self.message_rate = settings.max_messages_per_s
+        self.message_burst = max(1, settings.max_messages_burst)
         self.page_size = page_size
         self.close_timeout_s = close_timeout_s
         self._ids = itertools.count(1)
         self._loads: dict[str, set[asyncio.Task[None]]] = {}
         self._closed = False
         self._endpoints: set[asyncio.Task[Any]] = set()
+        self._message_limits: dict[str, TokenBucket] = {}
+        """Per connection, made at its first message (only while `message_rate` > 0)."""
+        self.tokens = TokenTimers(settings.token_grace_s, self._token_expired, self._token_lapsed)
         metrics.track_hub(self)
 
     # -- connections --
 
-    def attach(self, websocket: WebSocket) -> Connection:
-        """Register a new socket with a fresh session."""
-        return self.attach_peer(lambda conn_id: Connection(conn_id, websocket, self.send_queue_size))
+    def attach(self, websocket: WebSocket, grant: Grant) -> Connection:
+        """Register a new socket, admitted with `grant`, with a fresh session."""
+        return self.attach_peer(lambda conn_id: Connection(conn_id, websocket, self.send_queue_size), grant)
 
-    def attach_peer(self, make: Callable[[str], P]) -> P:
-        """Register the connection `make(conn_id)` of any transport with a fresh session."""
+    def attach_peer(self, make: Callable[[str], P], grant: Grant) -> P:
+        """Register the connection `make(conn_id)` of any transport, admitted with `grant`, with a fresh session."""
         conn = make(f"c{next(self._ids)}")
         self.gateway.connections[conn.id] = conn
-        self.sessions[conn.id] = Session(max_subscriptions=self.max_subscriptions, page_size=self.page_size)
+        self.sessions[conn.id] = Session(
+            max_subscriptions=self.max_subscriptions, page_size=self.page_size, allowed_sources=grant.sources
+        )
+        self.tokens.watch(conn.id, grant)
         return conn
 
     @property
@@ -244,14 +269,67 @@ class Hub:
     def _forget(self, conn_id: str) -> None:
         self.table.remove_connection(conn_id)
         self.sessions.pop(conn_id, None)
+        self._message_limits.pop(conn_id, None)
+        self.tokens.forget(conn_id)
         for task in self._loads.pop(conn_id, set()):
             task.cancel()
 
     def receive(self, conn_id: str, text: str | None) -> None:
         """Handle one client frame (`None` for a binary frame)."""
         session = self.sessions.get(conn_id)
+        if session is None:
+            return
+        if self.message_rate > 0 and not self._take_message(conn_id):
+            metrics.WS_REJECTIONS.labels(reason="rate_limited").inc()
+            log.info("websocket rate limited", connection=conn_id, subject=self.tokens.subject(conn_id))
+            self._execute(conn_id, session.close(CLOSE_RATE_LIMITED, "rate limited"))
+            return
+        self._execute(conn_id, session.receive(text) if text is not None else session.receive_binary())
+
+    def _take_message(self, conn_id: str) -> bool:
+        now = time.monotonic()
+        bucket = self._message_limits.get(conn_id)
+        if bucket is None:
+            bucket = self._message_limits[conn_id] = TokenBucket(self.message_rate, self.message_burst, now=now)
+        return bucket.take(now)
+
+    # -- connection tokens --
+
+    def _token_expired(self, conn_id: str, grant: Grant) -> None:
+        session = self.sessions.get(conn_id)
         if session is not None:
-            self._execute(conn_id, session.receive(text) if text is not None else session.receive_binary())
+            log.info("connection token expired", connection=conn_id, subject=grant.subject)
+            self._execute(conn_id, session.token_expired(self.tokens.grace_s))
+
+    def _token_lapsed(self, conn_id: str, grant: Grant) -> None:
+        session = self.sessions.get(conn_id)
+        if session is not None:
+            metrics.WS_REJECTIONS.labels(reason="token_expired").inc()
+            log.info("connection token not renewed: closed", connection=conn_id, subject=grant.subject)
+            self._execute(conn_id, session.close(CLOSE_UNAUTHORIZED, "token expired"))
+
+    def _authenticate(self, conn_id: str, action: Authenticate) -> None:
+        """Verify the token of an `auth` message (in a task if keys must be fetched) and apply its grant."""
+        if self.admission.needs_fetch(action.token):
+            self._spawn(conn_id, self._authenticate_later(conn_id, action), f"auth for {conn_id}")
+        else:
+            self._reauthorized(conn_id, action.id, self.admission.grant_now(action.token))
+
+    async def _authenticate_later(self, conn_id: str, action: Authenticate) -> None:
+        self._reauthorized(conn_id, action.id, await self.admission.grant(action.token))
+
+    def _reauthorized(self, conn_id: str, msg_id: MessageId, result: Grant | Refusal) -> None:
+        session = self.sessions.get(conn_id)
+        if session is None:
+            return
+        if isinstance(result, Refusal):
+            metrics.WS_REJECTIONS.labels(reason=result.rejection).inc()
+            log.info("auth refused", connection=conn_id, subject=self.tokens.subject(conn_id), reason=result.reason)
+            self._execute(conn_id, session.close(result.code, result.reason))
+            return
+        log.info("connection token renewed", connection=conn_id, subject=result.subject)
+        self.tokens.watch(conn_id, result)
+        self._execute(conn_id, session.authenticated(msg_id, result.sources, result.expires_at))
 
     async def publish(self, changeset: ChangeSet, frame: bytes) -> None:
         """Hand a live change, already encoded once as `frame`, to every session following its source."""
@@ -337,6 +415,8 @@ class Hub:
                 self.table.remove(conn_id, action.source)
             elif isinstance(action, Load):
                 self._start_load(conn_id, action)
+            elif isinstance(action, Authenticate):
+                self._authenticate(conn_id, action)
             elif isinstance(action, Close):
                 self.gateway.close_now(conn_id, action.code, action.reason)
 
@@ -347,11 +427,16 @@ class Hub:
         return False
 
     def _start_load(self, conn_id: str, load: Load) -> None:
+        self._spawn(conn_id, self._load(conn_id, load), f"load {load.source} for {conn_id}")
+
+    def _spawn(self, conn_id: str, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` for a connection as a task, cancelled if the connection goes away first."""
         if conn_id not in self.sessions:
+            work.close()
             return
         # A set only while reads are pending: thousands of idle connections need none.
         tasks = self._loads.setdefault(conn_id, set())
-        task = asyncio.create_task(self._load(conn_id, load), name=f"load {load.source} for {conn_id}")
+        task = asyncio.create_task(work, name=name)
         tasks.add(task)
         task.add_done_callback(lambda done: self._load_done(conn_id, done))
 
@@ -385,11 +470,21 @@ class Hub:
     async def endpoint(self, websocket: WebSocket) -> None:
         """The ASGI WebSocket endpoint: moves frames between the socket and the connection's session."""
         await websocket.accept()
+        # Accept first, then close with a code: it tells the client why (or to go elsewhere, on shutdown); a
+        # refused handshake would not.
         if self._closed:
-            # Accept first: a close code tells the client to go elsewhere; a refused handshake would not.
             await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
             return
-        conn = self.attach(websocket)
+        client = websocket.client
+        handshake = read_handshake(client.host if client else None, websocket.headers, websocket.url.query)
+        grant = await self.admission.admit(handshake)
+        if isinstance(grant, Refusal):
+            await websocket.close(grant.code, grant.reason)
+            return
+        if self._closed:  # shut down while the token was checked
+            await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
+        conn = self.attach(websocket, grant)
         structlog.contextvars.bind_contextvars(connection=conn.id)  # this task's logs, and its readers' and writers'
         endpoint_task = asyncio.current_task()
         assert endpoint_task is not None  # ASGI apps always run in a task

@@ -10,7 +10,8 @@ store reads and wire protocol.
 
 Limits and close codes are those of the ASGI endpoint: a frame or fragmented message larger than
 `max_frame_bytes` closes with 1009, text that is not UTF-8 with 1007, a keepalive ping unanswered for
-`ping_timeout_s` with 1011, shutdown with 1001. One timer pings every connection every `ping_interval_s` (no
+`ping_timeout_s` with 1011, shutdown with 1001. New connections pass the hub's admission checks (connection
+rate, origin, token: 4029, 4003, 4001) right after the handshake, from its headers, which are then dropped. One timer pings every connection every `ping_interval_s` (no
 task per connection: an idle connection costs its socket, its session and this object).
 
     listener = PicowsListener(hub, settings)
@@ -27,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from ssl import SSLContext
 from typing import Any
 
 from multidict import CIMultiDict
@@ -40,7 +42,9 @@ from picows import (
     ws_create_server,
 )
 
+from sheetstream.auth.tokens import Grant
 from sheetstream.core.messages import CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG
+from sheetstream.gateways.admission import Handshake, Refusal, read_handshake
 from sheetstream.gateways.local import WS_PATH, Hub, Outgoing
 from sheetstream.runtime.settings import Settings
 
@@ -181,14 +185,15 @@ class PicowsConnection(WSListener):
             self._pending_close = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        """Register with the hub (or refuse with 1001 when the server is shutting down)."""
+        """Pass the admission checks and register with the hub (or close with their code, or 1001 on shutdown)."""
         self.transport = transport
+        handshake = _handshake(transport)
         # picows keeps the handshake's request and response for the connection's life; nothing reads their
-        # headers after the handshake, and they are most of a kilobyte per idle connection.
+        # headers after the admission checks, and they are most of a kilobyte per idle connection.
         for message in (transport.request, transport.response):
             if message is not None:
                 message.headers = _NO_HEADERS
-        self._listener.connected(self)
+        self._listener.connected(self, handshake)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """Hand complete messages to the hub; answer pongs and close frames."""
@@ -262,14 +267,16 @@ class PicowsListener:
         self.ping_timeout_s = settings.ping_timeout_s
         self.close_timeout_s = close_timeout_s if close_timeout_s is not None else hub.close_timeout_s
         self.connections: dict[str, PicowsConnection] = {}
+        self._admitting: dict[PicowsConnection, asyncio.Task[None]] = {}
+        """Connections whose token is being checked (keys fetched): not in the hub yet, their reading paused."""
         self.port = 0
         self._server: asyncio.Server | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._gone = asyncio.Event()
         self._logger = _PeerErrorsAsInfo(log, {})
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on `host:port` (0: any free port); return the port."""
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> int:
+        """Listen on `host:port` (0: any free port), over TLS (wss://) given `ssl`; return the port."""
         self._server = await ws_create_server(
             self._route,
             host,
@@ -284,6 +291,7 @@ class PicowsListener:
             # faster aiofastnet transport saves little here and costs about 5 KiB more per connection.
             use_aiofastnet=False,
             backlog=2048,
+            ssl=ssl,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._keepalive = asyncio.create_task(self._keep_alive(), name="picows keepalive")
@@ -298,6 +306,10 @@ class PicowsListener:
             self._keepalive.cancel()
             await asyncio.gather(self._keepalive, return_exceptions=True)
             self._keepalive = None
+        for conn, task in list(self._admitting.items()):
+            task.cancel()
+            conn.close(CLOSE_GOING_AWAY, "server shutting down", drop_queued=True)
+        self._admitting.clear()
         for conn in list(self.connections.values()):
             conn.close(CLOSE_GOING_AWAY, "server shutting down", drop_queued=True)
         if self.connections:
@@ -312,21 +324,50 @@ class PicowsListener:
         path = request.path.split(b"?", 1)[0]
         return PicowsConnection(self) if path == WS_PATH.encode() else None
 
-    def connected(self, conn: PicowsConnection) -> None:
-        """A handshake completed: give the connection a session, or refuse it during shutdown."""
+    def connected(self, conn: PicowsConnection, handshake: Handshake) -> None:
+        """A handshake completed: check the connection and give it a session, or close it with the reason."""
+        # Accept first, then close with a code: it tells the client why (or to go elsewhere, on shutdown); a
+        # refused handshake would not.
         if self.hub.is_closed or self._server is None:
-            # Accept first: a close code tells the client to go elsewhere; a refused handshake would not.
             conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
+        result = self.hub.admission.admit_now(handshake)
+        if result is not None:
+            self._admitted(conn, result)
+            return
+        # The token's keys must be fetched: read nothing from the client until it is checked.
+        assert conn.transport is not None
+        conn.transport.underlying_transport.pause_reading()
+        task = asyncio.create_task(self._admit(conn, handshake), name="picows admission")
+        self._admitting[conn] = task
+
+    async def _admit(self, conn: PicowsConnection, handshake: Handshake) -> None:
+        result = await self.hub.admission.admit(handshake)
+        if self._admitting.pop(conn, None) is None:
+            return  # disconnected, or stopped, meanwhile
+        assert conn.transport is not None
+        conn.transport.underlying_transport.resume_reading()
+        if self.hub.is_closed or self._server is None:
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        else:
+            self._admitted(conn, result)
+
+    def _admitted(self, conn: PicowsConnection, result: Grant | Refusal) -> None:
+        if isinstance(result, Refusal):
+            conn.close(result.code, result.reason)
             return
         assert conn.transport is not None
         conn._send = conn.transport.send_reuse_external_bytearray
         conn._direct = not conn._paused
-        self.hub.attach_peer(lambda conn_id: _named(conn, conn_id))
+        self.hub.attach_peer(lambda conn_id: _named(conn, conn_id), result)
         self.connections[conn.id] = conn
         conn.next_ping_at = time.monotonic() + self.ping_interval_s
 
     def disconnected(self, conn: PicowsConnection) -> None:
         """A socket closed: forget it everywhere."""
+        admitting = self._admitting.pop(conn, None)
+        if admitting is not None:
+            admitting.cancel()
         if conn.id and self.connections.pop(conn.id, None) is not None:
             self.hub.detach(conn.id)
         if not self.connections:
@@ -358,6 +399,15 @@ def send_close(transport: WSTransport, code: int, reason: str = "") -> None:
     """Send a close frame with any code, 4000-4999 included."""
     # picows's stub types the code as its WSCloseCode enum; the Cython method takes any int.
     transport.send_close(code, reason.encode())  # type: ignore[arg-type]
+
+
+def _handshake(transport: WSTransport) -> Handshake:
+    """The admission checks' view of the opening handshake: peer address, headers, query string."""
+    request = transport.request
+    peer = transport.underlying_transport.get_extra_info("peername")
+    ip = str(peer[0]) if isinstance(peer, tuple) and peer else None
+    _, _, query = request.path.partition(b"?")
+    return read_handshake(ip, request.headers, query.decode("latin-1"))
 
 
 def _named(conn: PicowsConnection, conn_id: str) -> PicowsConnection:

@@ -3,6 +3,10 @@
 With a store, it also closes gaps the bus leaves: after the bus failed (a lost connection, a restarted Redis),
 it reads from the store what came after the last change it dispatched of each watched source, so a change whose
 news was lost reaches subscribers even if no later change of that source comes to reveal the gap.
+
+A change set the hub fails to take is tried again, up to `max_deliveries` times in all with a short backoff
+(runtime/dead_letters.py), then set aside as a dead letter and acked. Its subscribers do not wait for it: they
+notice the missing version at the next change of its source and read it from the store.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Protocol
 
 import structlog
 
-from sheetstream.buses.base import Bus
+from sheetstream.buses.base import Bus, Delivery
 from sheetstream.core.messages import encode_change_frame
 from sheetstream.core.model import ChangeSet
 from sheetstream.runtime import metrics
+from sheetstream.runtime.dead_letters import RETRY_INITIAL_S, DeadLetters, RetriesExhausted, with_retries
 from sheetstream.stores.base import Store
 
 log = structlog.get_logger("sheetstream.dispatcher")
@@ -40,6 +45,8 @@ class Dispatcher:
         consumer: str = "gateway",
         store: Store | None = None,
         is_watched: Callable[[str], bool] | None = None,
+        dead_letters: DeadLetters | None = None,
+        max_deliveries: int = 1,
     ) -> None:
         self.bus = bus
         self.hub = hub
@@ -50,6 +57,10 @@ class Dispatcher:
         """The (epoch, version) of the last change dispatched, per source."""
         self.retry_initial_s = 0.1
         self.retry_max_s = 5.0
+        self.dead_letters = dead_letters
+        """Where a change set that failed `max_deliveries` times is set aside; None: `Delivery.fail` (the bus's)."""
+        self.max_deliveries = max_deliveries
+        self.dispatch_retry_s = RETRY_INITIAL_S
         self.dispatched = 0
         self.failed = 0
 
@@ -73,22 +84,47 @@ class Dispatcher:
     async def _consume(self) -> None:
         async for delivery in self.bus.consume(self.consumer):
             metrics.BUS_CONSUMED.inc()
-            try:
-                await self.dispatch(delivery.changeset)
-            except Exception as exc:
-                # Subscribers notice the missing version at the next change and read it from the store.
-                self.failed += 1
-                metrics.DISPATCH_FAILURES.inc()
-                log.exception("dispatch failed", source=delivery.changeset.source, error=repr(exc))
+            await self._handle(delivery)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        """Dispatch with retries, then ack; what still fails is set aside as a dead letter, else left to the bus."""
+        changeset = delivery.changeset
+        try:
+            await with_retries(
+                lambda: self.dispatch(changeset), self.max_deliveries, initial_s=self.dispatch_retry_s
+            )
+        except RetriesExhausted as exc:
+            self.failed += 1
+            metrics.DISPATCH_FAILURES.inc()
+            log.error(
+                "dispatch failed",
+                source=changeset.source,
+                version=changeset.version,
+                attempts=exc.attempts,
+                error=str(exc),
+                exc_info=exc.error,
+            )
+            if not await self._set_aside(changeset, exc):
                 try:
-                    await delivery.fail(repr(exc))
+                    await delivery.fail(str(exc))  # the bus tries again later, or keeps its own dead letter
                 except Exception as fail_exc:
                     log.warning("nack failed", error=repr(fail_exc))
-                continue
-            try:
-                await delivery.ack()
-            except Exception as exc:
-                log.warning("ack failed", error=repr(exc))
+                return
+        try:
+            await delivery.ack()
+        except Exception as exc:
+            log.warning("ack failed", error=repr(exc))
+
+    async def _set_aside(self, changeset: ChangeSet, failure: RetriesExhausted) -> bool:
+        """Whether the change set is now a dead letter in the store."""
+        if self.dead_letters is None:
+            return False
+        try:
+            await self.dead_letters.changeset_failed(changeset, str(failure), failure.attempts)
+        except Exception as exc:  # the store is down too: the bus keeps the message
+            log.warning("could not set the change set aside", source=changeset.source, error=repr(exc))
+            return False
+        return True
 
     async def dispatch(self, changeset: ChangeSet) -> None:
         """Encode one change once and publish it."""

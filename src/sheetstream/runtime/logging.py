@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+_QUERY_TOKEN = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Blank the `token=` of URLs in records (uvicorn logs each WebSocket's path with its query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message without the token; never drop it."""
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _QUERY_TOKEN.sub(r"\1[redacted]", message), None
+        return True
 
 
 def configure_logging(level: str = "info") -> None:
@@ -37,4 +51,5 @@ def configure_logging(level: str = "info") -> None:
             ],
         )
     )
+    handler.addFilter(RedactTokens())  # connection tokens never reach a log line
     logging.basicConfig(level=numeric, handlers=[handler])

@@ -13,6 +13,8 @@ the hubs when scraped (`track_hub`), so they can never drift from the truth.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import weakref
 from collections.abc import Awaitable
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from sheetstream.gateways.local import Hub
     from sheetstream.runtime.scheduler import Scheduler
     from sheetstream.sources.base import Fetched, Source
+    from sheetstream.stores.base import Store
 
 T = TypeVar("T")
 
@@ -68,6 +71,15 @@ PROTOCOL_ERRORS = Counter(
     ["code"],
     registry=REGISTRY,
 )
+WS_REJECTIONS = Counter(
+    "sheetstream_ws_rejections",
+    "WebSocket connections, subscriptions and tokens refused, by reason (unauthorized, forbidden_origin, "
+    "rate_limited, forbidden_source, token_expired).",
+    ["reason"],
+    registry=REGISTRY,
+)
+for _reason in ("unauthorized", "forbidden_origin", "rate_limited", "forbidden_source", "token_expired"):
+    WS_REJECTIONS.labels(reason=_reason)  # every series from the start, at 0: alerts need no absent()
 STORE_READ_SECONDS = Histogram(
     "sheetstream_store_read_seconds",
     "Store reads of subscriptions (read: snapshot or changes_since), in seconds.",
@@ -134,6 +146,31 @@ GAP_FILLS = Counter(
     registry=REGISTRY,
 )
 
+# -- dead letters (runtime/dead_letters.py) ---------------------------------------------------------------------
+
+DEAD_LETTERS = Gauge(
+    "sheetstream_dead_letters",
+    "Dead letters waiting in the store (read from the store at each scrape: the same number on every process).",
+    registry=REGISTRY,
+)
+DEAD_LETTERS_ADDED = Counter(
+    "sheetstream_dead_letters_added",
+    "Change sets and hints this process set aside as dead letters, by kind (changeset, hint).",
+    ["kind"],
+    registry=REGISTRY,
+)
+for _kind in ("changeset", "hint"):
+    DEAD_LETTERS_ADDED.labels(kind=_kind)  # both series from the start, at 0
+DEAD_LETTER_COUNT_TIMEOUT_S = 1.0
+
+
+async def count_dead_letters(store: Store) -> None:
+    """Set `sheetstream_dead_letters` from the store; a slow or failing store leaves the last value (the scrape
+    must not fail with it: `/readyz` reports the store)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DEAD_LETTER_COUNT_TIMEOUT_S):
+            DEAD_LETTERS.set(await store.count_dead_letters())
+
 # -- Google quotas ----------------------------------------------------------------------------------------------
 
 GOOGLE_REQUESTS = Counter(
@@ -183,6 +220,15 @@ def track_scheduler(scheduler: Scheduler) -> None:
     _QUOTAS.schedulers.add(scheduler)
 
 
+# -- REST API ---------------------------------------------------------------------------------------------------
+
+REST_REJECTIONS = Counter(
+    "sheetstream_rest_rejections",
+    "REST requests refused by API key checks, by code (unauthorized, forbidden, rate_limited).",
+    ["code"],
+    registry=REGISTRY,
+)
+
 # -- gauges read from the hubs when scraped ---------------------------------------------------------------------
 
 _hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -204,7 +250,10 @@ def sent(data: bytes) -> None:
     """One message queued to a connection; an `error` message also counts under its code."""
     DELIVERIES.inc()
     if data.startswith(_ERROR_PREFIX):  # errors are rare: decoding them costs nothing on the hot path
-        PROTOCOL_ERRORS.labels(code=str(orjson.loads(data).get("code", "unknown"))).inc()
+        code = str(orjson.loads(data).get("code", "unknown"))
+        PROTOCOL_ERRORS.labels(code=code).inc()
+        if code == "forbidden_source":
+            WS_REJECTIONS.labels(reason=code).inc()
 
 
 async def read_source(source: Source, previous: Snapshot | None, kind: str) -> Fetched:

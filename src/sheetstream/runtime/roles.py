@@ -30,12 +30,13 @@ from fastapi import FastAPI
 from sheetstream.buses.registry import open_bus
 from sheetstream.errors import ConfigError
 from sheetstream.gateways.local import Hub, websocket_route
+from sheetstream.runtime.dead_letters import DeadLetters
 from sheetstream.runtime.dispatcher import Dispatcher
 from sheetstream.runtime.leases import SourceClaims
 from sheetstream.runtime.monitor import Monitor
 from sheetstream.runtime.services import Services, SourceControl
 from sheetstream.runtime.settings import Settings
-from sheetstream.stores.registry import open_store
+from sheetstream.stores.sealed import open_sealed_store
 
 if TYPE_CHECKING:
     from sheetstream.gateways.registry import Holdings
@@ -109,7 +110,10 @@ async def running_roles(
     roles = check_roles(roles)
     node = node or NodeOptions()
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(settings.store)
+        # Source credentials are sealed at rest in every role (stores/sealed.py says where the key comes from).
+        store = open_sealed_store(
+            settings.store, secret_key=settings.secret_key, secret_key_file=settings.secret_key_file
+        )
         await store.open()
         stack.push_async_callback(store.close)
         bus = open_bus(settings.bus)
@@ -169,21 +173,27 @@ def _is_watched(services: Services | None, source_id: str) -> bool:
 async def _start_gateway(stack: contextlib.AsyncExitStack, services: Services, node: NodeOptions) -> Hub:
     hub = Hub(services.store, services.settings)
     consumer = node.node_id if is_redis(services.settings.bus) else "gateway"
+    dead_letters = DeadLetters.of(services)
+    services.bus.dead_letter_sink = dead_letters.bus_gave_up  # what the bus gives up on goes to the store too
     dispatcher = Dispatcher(
         services.bus,
         hub,
         consumer=consumer,
         store=services.store,
         is_watched=lambda source: bool(hub.table.subscribers(source)),
+        dead_letters=dead_letters,
+        max_deliveries=services.settings.max_deliveries,
     )
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     stack.push_async_callback(_cancel, task)
     stack.push_async_callback(hub.close)
     if services.settings.ws_port is not None:  # the fast listener beside /v1/ws on the ASGI app, same hub
         from sheetstream.gateways.picows_listener import PicowsListener
+        from sheetstream.runtime.tls import server_ssl_context
 
         listener = PicowsListener(hub, services.settings)
-        await listener.start(services.settings.host, services.settings.ws_port)
+        tls = server_ssl_context(services.settings.tls_cert, services.settings.tls_key)
+        await listener.start(services.settings.host, services.settings.ws_port, ssl=tls)
         stack.push_async_callback(listener.stop)  # before hub.close: its sockets close with 1001 first
     if is_redis(services.settings.bus):
         from sheetstream.gateways.registry import ConnectionRegistry  # imports redis: only when it is used
@@ -272,7 +282,7 @@ async def serve_roles(
         log.info(
             "serving",
             roles=sorted(check_roles(roles)),
-            url=f"http://{settings.host}:{settings.port}",
+            url=f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}",
             store=settings.store,
             bus=settings.bus,
         )

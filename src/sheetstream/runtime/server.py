@@ -86,7 +86,7 @@ class _Server(uvicorn.Server):
 
 
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
-    """uvicorn settings carrying the frame limit and keepalive pings of `settings`."""
+    """uvicorn settings carrying the frame limit, keepalive pings and TLS certificate of `settings`."""
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -99,6 +99,8 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         ws_ping_timeout=settings.ping_timeout_s,
         log_level=settings.log_level,
         log_config=None,  # uvicorn's records go through configure_logging's handler: JSON like ours
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
         lifespan="off",
     )
 

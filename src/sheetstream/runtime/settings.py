@@ -65,7 +65,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     """Browser origins allowed to open WebSockets (`*`: any); empty: same host as the server, or no Origin at all."""
     secret_key: str = ""
-    """Key that encrypts source credentials at rest (a Fernet key); see `secret_key_file`."""
+    """Fernet key(s) encrypting source credentials at rest, comma-separated: the first encrypts, all decrypt."""
     secret_key_file: str = ""
     """File holding the key that encrypts source credentials at rest."""
     tls_cert: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sheetstream.auth.secretbox import still_sealed
 from sheetstream.errors import ConfigError
 from sheetstream.sources.base import Source
 
@@ -35,6 +36,10 @@ def validate_config(kind: str, config: Any) -> None:
     cls = source_class(kind)
     if not isinstance(config, dict):
         raise ConfigError(f"{kind} source: config must be a JSON object, got {type(config).__name__}")
+    if still_sealed(config):  # read back from the store with the wrong key, or with none
+        raise ConfigError(
+            f"{kind} source: its credentials could not be decrypted with this server's secret key; send them again"
+        )
     validator = getattr(cls, "validate_config", None)
     if validator is not None:
         validator(config)

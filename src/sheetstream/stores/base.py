@@ -1,4 +1,5 @@
-"""The Store port: data sources, the latest snapshot and the versioned change log of each source, and leases.
+"""The Store port: data sources, their latest snapshot and versioned change log, leases, REST API keys
+and dead letters.
 
 The store is the source of truth: a change exists once `commit` has returned.
 """
@@ -69,6 +70,51 @@ class Retention:
 
     max_changes: int = 10_000
     max_age_s: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A REST API key as the store keeps it: never the key itself, only the SHA-256 of its secret (hex)."""
+
+    id: str
+    name: str
+    secret_hash: str
+    scopes: frozenset[str]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+DeadLetterKind = Literal["changeset", "hint"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeadLetter:
+    """What `add_dead_letter` needs: what kept failing, the last error, and how many tries it had."""
+
+    kind: DeadLetterKind
+    source: str | None
+    payload: dict[str, Any]
+    """JSON: the change set (core.codec) or the hint, whatever handling it again needs; never credentials."""
+    error: str
+    attempts: int
+    key: str
+    """What failed (a change set's source, epoch and version; a hint's origin and spreadsheet): a second letter
+    with the same key updates the first one instead of being added, so one failure is set aside once."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A change set or hint set aside after failing `attempts` times, with its last error."""
+
+    id: str
+    kind: DeadLetterKind
+    source: str | None
+    payload: dict[str, Any]
+    error: str
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    key: str
 
 
 class Store(ABC):
@@ -154,3 +200,45 @@ class Store(ABC):
         """`release_lease` for many leases at once. Stores override it with one write."""
         for name in names:
             await self.release_lease(name, holder)
+
+    # REST API keys (auth/keys.py mints and verifies them; the store only keeps their records).
+
+    @abstractmethod
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key; ValueError if its id is taken."""
+
+    @abstractmethod
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """The key; ApiKeyNotFound if absent."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        """Mark the key revoked at `now` (a revoked key keeps its first time); ApiKeyNotFound if absent."""
+
+    # Dead letters: change sets and hints set aside after too many failed tries (runtime/dead_letters.py).
+
+    @abstractmethod
+    async def add_dead_letter(self, new: NewDeadLetter, *, now: datetime) -> DeadLetter:
+        """Set a letter aside, failed at `now`; one with the same `key` takes the new error and adds the attempts."""
+
+    @abstractmethod
+    async def list_dead_letters(
+        self, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[DeadLetter], str | None]:
+        """Letters newest first after `cursor`, and the cursor of the next page (None at the end)."""
+
+    @abstractmethod
+    async def get_dead_letter(self, letter_id: str) -> DeadLetter:
+        """The letter; DeadLetterNotFound if absent."""
+
+    @abstractmethod
+    async def delete_dead_letter(self, letter_id: str) -> None:
+        """Delete the letter; DeadLetterNotFound if absent."""
+
+    @abstractmethod
+    async def count_dead_letters(self) -> int:
+        """How many letters are set aside."""

@@ -5,6 +5,7 @@ URL: ``memory://``. Each store starts empty and its content is gone when the pro
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,25 @@ import orjson
 
 from sheetstream.core import history
 from sheetstream.core.model import EMPTY_SNAPSHOT, ChangeSet, Snapshot, VersionedSnapshot
-from sheetstream.errors import ConfigError, SourceNotFound, VersionConflict
-from sheetstream.stores import records
-from sheetstream.stores.base import ChangesSince, NewSource, Retention, SourceRecord, SourceStatus, Store
+from sheetstream.errors import (
+    ApiKeyNotFound,
+    ConfigError,
+    DeadLetterNotFound,
+    SourceNotFound,
+    VersionConflict,
+)
+from sheetstream.stores import dead_letter_records, records
+from sheetstream.stores.base import (
+    ApiKeyRecord,
+    ChangesSince,
+    DeadLetter,
+    NewDeadLetter,
+    NewSource,
+    Retention,
+    SourceRecord,
+    SourceStatus,
+    Store,
+)
 
 
 @dataclass
@@ -59,6 +76,10 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}  # name -> (holder, expires_at)
+        self._api_keys: dict[str, ApiKeyRecord] = {}
+        self._dead_letters: dict[int, tuple[DeadLetter, str]] = {}  # number -> (letter, payload JSON)
+        self._dead_letter_keys: dict[str, int] = {}
+        self._dead_letter_seq = 0
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStore:
@@ -201,3 +222,82 @@ class MemoryStore(Store):
             if expires_at <= now:
                 del self._leases[name]
         return {name: holder for name, (holder, expires_at) in matching.items() if now < expires_at}
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key; ValueError if its id is taken."""
+        if record.id in self._api_keys:
+            raise ValueError(f"an API key with id {record.id!r} already exists")
+        self._api_keys[record.id] = record
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """The key; ApiKeyNotFound if absent."""
+        try:
+            return self._api_keys[key_id]
+        except KeyError:
+            raise ApiKeyNotFound(key_id) from None
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+        return sorted(self._api_keys.values(), key=lambda record: (record.created_at, record.id))
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        """Mark the key revoked at `now` (a revoked key keeps its first time); ApiKeyNotFound if absent."""
+        record = await self.get_api_key(key_id)
+        if record.revoked_at is None:
+            record = self._api_keys[key_id] = dataclasses.replace(record, revoked_at=now)
+        return record
+
+    async def add_dead_letter(self, new: NewDeadLetter, *, now: datetime) -> DeadLetter:
+        """Set a letter aside, failed at `now`; one with the same `key` takes the new error and adds the attempts."""
+        new, payload = dead_letter_records.checked(new)
+        seq = self._dead_letter_keys.get(new.key)
+        if seq is not None:
+            old, payload = self._dead_letters[seq]
+            letter = dataclasses.replace(
+                old, error=new.error, attempts=old.attempts + new.attempts, last_failed_at=now
+            )
+        else:
+            self._dead_letter_seq += 1
+            seq = self._dead_letter_seq
+            letter = DeadLetter(
+                id=str(seq),
+                kind=new.kind,
+                source=new.source,
+                payload={},
+                error=new.error,
+                attempts=new.attempts,
+                first_failed_at=now,
+                last_failed_at=now,
+                key=new.key,
+            )
+            self._dead_letter_keys[new.key] = seq
+        self._dead_letters[seq] = (letter, payload)
+        return dataclasses.replace(letter, payload=orjson.loads(payload))
+
+    async def list_dead_letters(
+        self, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[DeadLetter], str | None]:
+        """Letters newest first after `cursor`, and the cursor of the next page (None at the end)."""
+        records.check_limit(limit, minimum=1)
+        before = dead_letter_records.decode_cursor(cursor) if cursor is not None else None
+        numbers = sorted((n for n in self._dead_letters if before is None or n < before), reverse=True)
+        found = [await self.get_dead_letter(str(n)) for n in numbers[: limit + 1]]
+        return dead_letter_records.page(found, limit)
+
+    async def get_dead_letter(self, letter_id: str) -> DeadLetter:
+        """The letter; DeadLetterNotFound if absent."""
+        try:
+            letter, payload = self._dead_letters[dead_letter_records.seq_of(letter_id)]
+        except KeyError:
+            raise DeadLetterNotFound(letter_id) from None
+        return dataclasses.replace(letter, payload=orjson.loads(payload))
+
+    async def delete_dead_letter(self, letter_id: str) -> None:
+        """Delete the letter; DeadLetterNotFound if absent."""
+        letter = await self.get_dead_letter(letter_id)
+        del self._dead_letters[int(letter.id)]
+        del self._dead_letter_keys[letter.key]
+
+    async def count_dead_letters(self) -> int:
+        """How many letters are set aside."""
+        return len(self._dead_letters)

@@ -19,9 +19,18 @@ import asyncpg
 
 from sheetstream.core import codec, history
 from sheetstream.core.model import EMPTY_SNAPSHOT, ChangeSet, Snapshot, VersionedSnapshot
-from sheetstream.errors import ConfigError, SourceNotFound, StoreError, VersionConflict
+from sheetstream.errors import ApiKeyNotFound, ConfigError, SourceNotFound, StoreError, VersionConflict
 from sheetstream.stores import records
-from sheetstream.stores.base import ChangesSince, NewSource, Retention, SourceRecord, SourceStatus, Store
+from sheetstream.stores.base import (
+    ApiKeyRecord,
+    ChangesSince,
+    NewSource,
+    Retention,
+    SourceRecord,
+    SourceStatus,
+    Store,
+)
+from sheetstream.stores.postgres_dead_letters import PostgresDeadLetters
 from sheetstream.stores.postgres_errors import CONNECTION_ERRORS, translated
 from sheetstream.stores.postgres_schema import PostgresUrl, bundled_migrations, migrate, parse_url
 
@@ -42,6 +51,10 @@ def _record(row: Any) -> SourceRecord:
     return records.record_from_row(row, lambda at: at)
 
 
+def _api_key(row: Any) -> ApiKeyRecord:
+    return records.api_key_from_row(row, lambda at: at)
+
+
 def _changeset(source_id: str, epoch: str, row: Any) -> ChangeSet:
     return ChangeSet(
         source=source_id,
@@ -52,7 +65,7 @@ def _changeset(source_id: str, epoch: str, row: Any) -> ChangeSet:
     )
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresDeadLetters, Store):
     """Sources, snapshots, change logs and leases in a PostgreSQL schema."""
 
     def __init__(self, url: PostgresUrl, *, connect_timeout_s: float = 10.0) -> None:
@@ -386,3 +399,45 @@ class PostgresStore(Store):
                 now,
             )
         return {row["name"]: row["holder"] for row in rows}
+
+    # --- API keys ---------------------------------------------------------------------------------------------
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key; ValueError if its id is taken."""
+        async with self._connection("creating an API key") as conn:
+            status = await conn.execute(
+                "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, revoked_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                record.id,
+                record.name,
+                record.secret_hash,
+                records.scopes_text(record.scopes),
+                record.created_at,
+                record.revoked_at,
+            )
+        if _rowcount(status) != 1:
+            raise ValueError(f"an API key with id {record.id!r} already exists")
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """The key; ApiKeyNotFound if absent."""
+        async with self._connection("reading an API key") as conn:
+            row = await conn.fetchrow("SELECT * FROM api_keys WHERE id = $1", key_id)
+        if row is None:
+            raise ApiKeyNotFound(key_id)
+        return _api_key(row)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+        async with self._connection("listing API keys") as conn:
+            rows = await conn.fetch("SELECT * FROM api_keys ORDER BY created_at, id")
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        """Mark the key revoked at `now` (a revoked key keeps its first time); ApiKeyNotFound if absent."""
+        async with self._connection("revoking an API key") as conn:
+            row = await conn.fetchrow(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *", key_id, now
+            )
+        if row is None:
+            raise ApiKeyNotFound(key_id)
+        return _api_key(row)

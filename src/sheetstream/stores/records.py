@@ -20,7 +20,7 @@ from sheetstream.core import codec
 from sheetstream.core.history import new_epoch
 from sheetstream.core.model import Op
 from sheetstream.errors import ConfigError
-from sheetstream.stores.base import SourceRecord, SourceStatus
+from sheetstream.stores.base import ApiKeyRecord, SourceRecord, SourceStatus
 
 UPDATABLE_FIELDS = frozenset({"name", "config", "poll_interval_s", "paused"})
 
@@ -137,3 +137,21 @@ def lease_expiry(now: datetime, ttl_s: float) -> datetime:
     except OverflowError:
         pass
     raise ValueError(f"a lease needs a positive, finite ttl_s within the calendar, not {ttl_s!r}")
+
+
+def scopes_text(scopes: frozenset[str]) -> str:
+    """An API key's scopes as the SQL stores keep them: sorted, space-separated."""
+    return " ".join(sorted(scopes))
+
+
+def api_key_from_row(row: Row, when: Callable[[Any], datetime]) -> ApiKeyRecord:
+    """The record of a row of the SQL stores' `api_keys` table; `when` reads a stored time."""
+    revoked_at = row["revoked_at"]
+    return ApiKeyRecord(
+        id=row["id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        scopes=frozenset(row["scopes"].split()),
+        created_at=when(row["created_at"]),
+        revoked_at=None if revoked_at is None else when(revoked_at),
+    )

@@ -21,9 +21,18 @@ from typing import Any, TypeVar
 
 from sheetstream.core import codec, history
 from sheetstream.core.model import EMPTY_SNAPSHOT, ChangeSet, Snapshot, VersionedSnapshot
-from sheetstream.errors import ConfigError, SourceNotFound, StoreError, VersionConflict
+from sheetstream.errors import ApiKeyNotFound, ConfigError, SourceNotFound, StoreError, VersionConflict
 from sheetstream.stores import records
-from sheetstream.stores.base import ChangesSince, NewSource, Retention, SourceRecord, SourceStatus, Store
+from sheetstream.stores.base import (
+    ApiKeyRecord,
+    ChangesSince,
+    NewSource,
+    Retention,
+    SourceRecord,
+    SourceStatus,
+    Store,
+)
+from sheetstream.stores.sqlite_dead_letters import SqliteDeadLetters
 from sheetstream.stores.sqlite_schema import bundled_migrations, migrate
 
 T = TypeVar("T")
@@ -68,7 +77,7 @@ def _get(conn: sqlite3.Connection, source_id: str) -> SourceRecord:
     return _record(row)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteDeadLetters, Store):
     """Sources, snapshots and change logs in one SQLite database file."""
 
     def __init__(self, path: str, *, busy_timeout_s: float = 5.0) -> None:
@@ -369,6 +378,56 @@ class SqliteStore(Store):
                 return {row["name"]: row["holder"] for row in rows}
 
         return await self._run(read)
+
+    # --- API keys ---------------------------------------------------------------------------------------------
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key; ValueError if its id is taken."""
+        revoked_at = None if record.revoked_at is None else _ts(record.revoked_at)
+        row = (record.id, record.name, record.secret_hash, records.scopes_text(record.scopes))
+
+        def insert(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, revoked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (*row, _ts(record.created_at), revoked_at),
+            )
+            if cursor.rowcount != 1:
+                raise ValueError(f"an API key with id {record.id!r} already exists")
+
+        await self._run(insert)
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """The key; ApiKeyNotFound if absent."""
+        return await self._run(_get_api_key, key_id)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[ApiKeyRecord]:
+            rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at, id")
+            return [records.api_key_from_row(row, datetime.fromisoformat) for row in rows]
+
+        return await self._run(read)
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        """Mark the key revoked at `now` (a revoked key keeps its first time); ApiKeyNotFound if absent."""
+
+        def revoke(conn: sqlite3.Connection) -> ApiKeyRecord:
+            with _transaction(conn):
+                conn.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_ts(now), key_id)
+                )
+                return _get_api_key(conn, key_id)
+
+        return await self._run(revoke)
+
+
+def _get_api_key(conn: sqlite3.Connection, key_id: str) -> ApiKeyRecord:
+    row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+    if row is None:
+        raise ApiKeyNotFound(key_id)
+    return records.api_key_from_row(row, datetime.fromisoformat)
 
 
 def _commit(conn: sqlite3.Connection, snapshot: Snapshot, cs: ChangeSet, retention: Retention) -> None:
