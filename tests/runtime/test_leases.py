@@ -446,6 +446,8 @@ async def test_the_background_rounds_renew_and_take_over_by_themselves(tmp_path:
     cluster = Cluster(open_store)
     try:
         ids = await cluster.add_sources(6)
+        while {owner(source_id, ("a", "b")) for source_id in ids} != {"a", "b"}:
+            ids += await cluster.add_sources(1)  # ids are random: make sure each monitor is owed a share
         doomed = await cluster.monitor("a", renew_every_s=0.02)
         survivor = await cluster.monitor("b", renew_every_s=0.02)
         await eventually(
