@@ -124,6 +124,15 @@ def test_advance_takes_only_the_next_change_of_a_live_subscription_to_all_tabs()
     assert loading.advance(cs(1)) is False
 
 
+def test_caught_up_records_changes_sent_on_the_sessions_behalf() -> None:
+    session = live_session(10)
+    session.caught_up("S", 15)  # the hub sent 11..15 to its live group
+    assert session.advance(cs(15)) is False  # already sent
+    assert session.advance(cs(16)) is True
+    session.caught_up("elsewhere", 3)  # not subscribed: nothing to record
+    assert session.sources == frozenset({"S"})
+
+
 def test_change_frame_is_the_codec_change_set_plus_type() -> None:
     message = orjson.loads(encode_change_frame(cs(3)))
     assert message.pop("type") == "change"

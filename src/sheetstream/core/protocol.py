@@ -455,6 +455,13 @@ class Session:
         sub.last = cs.version
         return True
 
+    def caught_up(self, source: str, version: int) -> None:
+        """A live subscription was sent every change up to `version` by the caller, without `advance` (the hub's
+        live groups): record it, so that what follows is judged from there."""
+        sub = self._subs.get(source)
+        if sub is not None:
+            sub.last = version
+
     def live(self, cs: ChangeSet, frame: bytes | None = None) -> list[Action]:
         """Handle a change from the bus; `frame` is its shared `encode_change_frame` bytes, if already made."""
         if frame is not None and self.advance(cs):

@@ -53,6 +53,11 @@ class SubscriptionTable(Generic[ConnId]):
         conns = self._by_source.get(source)
         return frozenset(conns) if conns else _NONE  # type: ignore[return-value]
 
+    def subscriber_count(self, source: str) -> int:
+        """How many connections are subscribed to `source`."""
+        conns = self._by_source.get(source)
+        return len(conns) if conns else 0
+
     def sources_of(self, conn: ConnId) -> frozenset[str]:
         """The sources `conn` is subscribed to."""
         return frozenset(self._by_connection.get(conn, ()))

@@ -206,6 +206,20 @@ class LocalGateway(Gateway):
         self.close_now(connection_id, code, reason)
 
 
+@dataclass(slots=True)
+class LiveGroup:
+    """The subscribers of one source that are live, follow all its tabs and are at the same version.
+
+    The next change goes to all of them in one loop over their connections, without asking each session (what
+    `Session.advance` would say is known: yes). Their sessions' own versions lag meanwhile; the hub brings a
+    session up to date (`Session.caught_up`) before anything else touches it, and takes it out of the group.
+    """
+
+    epoch: str
+    version: int
+    members: dict[str, Peer]
+
+
 class Hub:
     """Sessions, routing and store reads for every WebSocket connection of this process."""
 
@@ -223,6 +237,8 @@ class Hub:
         self.gateway = LocalGateway()
         self.table: SubscriptionTable[str] = SubscriptionTable()
         self.sessions: dict[str, Session] = {}
+        self.groups: dict[str, LiveGroup] = {}
+        """Per source, its subscribers that take the next change in one loop (see `LiveGroup`)."""
         self.admission = admission or Admission(settings)
         self.max_frame_bytes = settings.max_frame_bytes
         self.send_queue_size = settings.send_queue_size
@@ -268,15 +284,43 @@ class Hub:
 
     def _forget(self, conn_id: str) -> None:
         self.table.remove_connection(conn_id)
-        self.sessions.pop(conn_id, None)
+        session = self.sessions.pop(conn_id, None)
+        if session is not None:
+            self._leave_groups(conn_id, session)
         self._message_limits.pop(conn_id, None)
         self.tokens.forget(conn_id)
         for task in self._loads.pop(conn_id, set()):
             task.cancel()
 
+    def _session(self, conn_id: str) -> Session | None:
+        """The connection's session, up to date and out of every live group: ready to be driven."""
+        session = self.sessions.get(conn_id)
+        if session is not None:
+            self._leave_groups(conn_id, session)
+        return session
+
+    def _leave_groups(self, conn_id: str, session: Session) -> None:
+        groups = self.groups
+        if not groups:
+            return
+        for source in session.sources:
+            group = groups.get(source)
+            if group is not None and group.members.pop(conn_id, None) is not None:
+                session.caught_up(source, group.version)
+                if not group.members:
+                    del groups[source]
+
+    def _dissolve(self, source: str, group: LiveGroup) -> None:
+        """Bring every member's session up to date and drop the group (a change it cannot take as one came)."""
+        del self.groups[source]
+        for conn_id in group.members:
+            session = self.sessions.get(conn_id)
+            if session is not None:
+                session.caught_up(source, group.version)
+
     def receive(self, conn_id: str, text: str | None) -> None:
         """Handle one client frame (`None` for a binary frame)."""
-        session = self.sessions.get(conn_id)
+        session = self._session(conn_id)
         if session is None:
             return
         if self.message_rate > 0 and not self._take_message(conn_id):
@@ -296,13 +340,13 @@ class Hub:
     # -- connection tokens --
 
     def _token_expired(self, conn_id: str, grant: Grant) -> None:
-        session = self.sessions.get(conn_id)
+        session = self._session(conn_id)
         if session is not None:
             log.info("connection token expired", connection=conn_id, subject=grant.subject)
             self._execute(conn_id, session.token_expired(self.tokens.grace_s))
 
     def _token_lapsed(self, conn_id: str, grant: Grant) -> None:
-        session = self.sessions.get(conn_id)
+        session = self._session(conn_id)
         if session is not None:
             metrics.WS_REJECTIONS.labels(reason="token_expired").inc()
             log.info("connection token not renewed: closed", connection=conn_id, subject=grant.subject)
@@ -319,7 +363,7 @@ class Hub:
         self._reauthorized(conn_id, action.id, await self.admission.grant(action.token))
 
     def _reauthorized(self, conn_id: str, msg_id: MessageId, result: Grant | Refusal) -> None:
-        session = self.sessions.get(conn_id)
+        session = self._session(conn_id)
         if session is None:
             return
         if isinstance(result, Refusal):
@@ -334,30 +378,70 @@ class Hub:
     async def publish(self, changeset: ChangeSet, frame: bytes) -> None:
         """Hand a live change, already encoded once as `frame`, to every session following its source."""
         out = Outgoing(frame)  # one object for every subscriber, whatever its transport
+        source = changeset.source
+        delivered = 0
+        group = self.groups.get(source)
+        if group is not None and (group.epoch != changeset.epoch or changeset.version != group.version + 1):
+            self._dissolve(source, group)  # not the change that follows: each session judges it
+            group = None
+        if group is not None:
+            group.version = changeset.version
+            delivered += self._push_group(group, out)
+        if group is None or len(group.members) < self.table.subscriber_count(source):
+            delivered += self._publish_one_by_one(changeset, frame, out, group)
+        metrics.DELIVERIES.inc(delivered)  # once per change, not once per subscriber
+        # Let the writers drain their queues between changes, so a burst does not look like slow consumers.
+        await asyncio.sleep(0)
+
+    def _push_group(self, group: LiveGroup, out: Outgoing) -> int:
+        """Send `out` to every member of a live group; close the ones whose queue is full. How many took it."""
+        full: list[Peer] = []
+        for conn in group.members.values():
+            if not conn.push(out):
+                full.append(conn)
+        taken = len(group.members) - len(full)
+        for conn in full:  # after the loop: forgetting one takes it out of the group
+            self.gateway.close_slow(conn)
+            self._forget(conn.id)
+        return taken
+
+    def _publish_one_by_one(
+        self, changeset: ChangeSet, frame: bytes, out: Outgoing, group: LiveGroup | None
+    ) -> int:
+        """Each subscriber outside the live group: its session decides. Those that took it join the group."""
         sessions, connections = self.sessions, self.gateway.connections
+        members = group.members if group is not None else {}
         delivered = 0
         # In batches, two passes: the sessions decide (pure Python, cache-warm), then the sends, back to back.
         # Alternating them per delivery made each one pay cache misses after every system call; batches keep the
         # first deliveries from waiting for every session. A connection is in one batch only, so its messages
         # keep their order.
         ready: list[Peer] = []
+        joining: list[Peer] = []
         for conn_id in self.table.subscribers(changeset.source):
+            if conn_id in members:
+                continue
             session = sessions.get(conn_id)
             if session is None:
                 continue
-            if session.advance(changeset):  # the common case, once per subscriber: the shared frame goes out
+            if session.advance(changeset):  # live, all tabs, and this is its next change: the shared frame goes out
                 conn = connections.get(conn_id)
                 if conn is not None:
                     ready.append(conn)
+                    joining.append(conn)
                     if len(ready) == SEND_BATCH:
                         delivered += self._push_all(ready, out)
                         ready = []
             else:
                 delivered += self._live_actions(conn_id, session.live(changeset, frame), frame, out)
         delivered += self._push_all(ready, out)
-        metrics.DELIVERIES.inc(delivered)  # once per change, not once per subscriber
-        # Let the writers drain their queues between changes, so a burst does not look like slow consumers.
-        await asyncio.sleep(0)
+        if joining:
+            if group is None:
+                group = self.groups[changeset.source] = LiveGroup(changeset.epoch, changeset.version, {})
+            for conn in joining:
+                if conn.id in sessions:  # not closed as a slow consumer meanwhile
+                    group.members[conn.id] = conn
+        return delivered
 
     def _push_all(self, peers: list[Peer], out: Outgoing) -> int:
         """Push `out` to each peer; close the ones whose queue is full. How many took it."""
@@ -461,7 +545,7 @@ class Hub:
         except Exception as exc:
             log.warning("store read failed", source=load.source, connection=conn_id, error=repr(exc))
             result = exc
-        session = self.sessions.get(conn_id)
+        session = self._session(conn_id)
         if session is not None:
             self._execute(conn_id, session.loaded(load, result))
 
