@@ -186,7 +186,7 @@ class FileSource(Source):
             stop_event=self._stop,
             recursive=False,
             debounce=500,
-            step=20,
+            step=5,
         ):
             yield None
 
