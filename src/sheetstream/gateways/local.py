@@ -9,6 +9,8 @@
   admits new connections (`admission`: the checks of `gateways/admission.py`), limits each one's message rate, and
   watches connection tokens: at a token's `exp` the client gets `token_expired` and `token_grace_s` to send a
   fresh one (`auth`) before it is closed with 4001. Only connections with a token have a timer.
+- `LiveGroup`: per source, the subscribers that are live, unfiltered and at the same version; the hub sends them
+  the next change in one loop over their connections, the bulk of the fan-out in steady state.
 - `websocket_route(hub)`: the Starlette route to mount in the app.
 - `Peer` / `Outgoing`: what the hub needs of a connection and what it hands one, so another transport (the picows
   listener of `gateways/picows_listener.py`) serves its own sockets with the same sessions, routing and reads.
