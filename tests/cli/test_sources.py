@@ -144,3 +144,15 @@ def test_sources_commands_as_processes_with_the_server_env_var(
     assert missing.returncode == 1 and "source_not_found" in missing.stderr and "Traceback" not in missing.stderr
     unreachable = run_cli("sources", "list", env=clean_env(SHEETSTREAM_SERVER=f"http://127.0.0.1:{free_port()}"))
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["1AbC-d_Ef9", "https://docs.google.com/spreadsheets/d/1AbC-d_Ef9/edit#gid=0"],
+    ids=["id", "browser address"],
+)
+def test_a_google_sheet_is_added_by_its_id_or_its_address(shared_server: ServerProcess, given: str) -> None:
+    added = ok_json(cli("sources", "add", "google_sheets", given, "--server", shared_server.http))
+    assert added["kind"] == "google_sheets"
+    assert added["config"]["spreadsheet_id"] == "1AbC-d_Ef9" and "url" not in added["config"]
+    assert cli("sources", "rm", added["id"], "--server", shared_server.http).exit_code == 0

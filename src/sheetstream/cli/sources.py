@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,10 +40,22 @@ def _parse_config(pairs: list[str], config_json: str | None) -> dict[str, Any]:
     return config
 
 
+_SHEET_URL = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
+
+
+def spreadsheet_id(id_or_url: str) -> str:
+    """A spreadsheet id, given itself or the sheet's address as the browser shows it (`.../spreadsheets/d/ID/edit`)."""
+    found = _SHEET_URL.search(id_or_url)
+    return found.group(1) if found else id_or_url
+
+
 @sources_app.command("add")
 def sources_add(
     kind: Annotated[str, typer.Argument(help="file, http_csv or http_json.")],
-    path_or_url: Annotated[str | None, typer.Argument(help="The file path (file) or URL (http_*).")] = None,
+    path_or_url: Annotated[
+        str | None,
+        typer.Argument(help="The file path (file), URL (http_*) or spreadsheet id or URL (google_sheets)."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A name to show for the source.")] = None,
     key_column: Annotated[str | None, typer.Option(help="Align rows by this column (index or header).")] = None,
     poll_interval_s: Annotated[float | None, typer.Option(help="Seconds between reads.")] = None,
@@ -56,6 +69,8 @@ def sources_add(
     if path_or_url is not None:
         if kind == "file":
             config["path"] = str(Path(path_or_url).resolve())
+        elif kind == "google_sheets":
+            config["spreadsheet_id"] = spreadsheet_id(path_or_url)
         else:
             config["url"] = path_or_url
     if key_column is not None:
