@@ -40,6 +40,17 @@ async def test_create_defaults_name_poll_interval_and_paused(client: httpx.Async
     assert (body["name"], body["poll_interval_s"], body["paused"]) == (None, 5.0, False)
 
 
+async def test_the_default_poll_interval_is_a_setting(
+    store: MemoryStore, control: RecordingControl, clock: Clock
+) -> None:
+    from sheetstream.runtime.settings import Settings
+    from tests.api.conftest import client_for, make_app
+
+    async with client_for(make_app(store, control, clock, Settings(anonymous=True, default_poll_interval_s=12))) as http:
+        assert (await http.post("/v1/sources", json=FILE)).json()["poll_interval_s"] == 12.0
+        assert (await http.post("/v1/sources", json={**FILE, "poll_interval_s": 2})).json()["poll_interval_s"] == 2.0
+
+
 async def test_create_paused_shows_paused_status(client: httpx.AsyncClient) -> None:
     body = (await client.post("/v1/sources", json={**FILE, "paused": True})).json()
     assert body["paused"] is True

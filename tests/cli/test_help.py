@@ -15,7 +15,7 @@ from sheetstream.runtime.settings import Settings
 from tests.cli.harness import HELP_COLUMNS, clean_env, run_cli
 
 # Settings with no command-line option, and why.
-NOT_AN_OPTION = {"default_poll_interval_s": "read by nothing yet: a source's own poll_interval_s applies"}
+NOT_AN_OPTION: dict[str, str] = {}
 
 SERVE_OPTIONS = [
     "--host", "--port", "--store", "--bus", "--retention-max-changes", "--retention-max-age-s", "--max-frame-bytes",

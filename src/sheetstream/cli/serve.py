@@ -99,6 +99,14 @@ def serve(
         float,
         typer.Option(envvar="SHEETSTREAM_PING_TIMEOUT_S", help="Close if a ping is unanswered this long."),
     ] = 20.0,
+    default_poll_interval_s: Annotated[
+        float,
+        typer.Option(
+            envvar="SHEETSTREAM_DEFAULT_POLL_INTERVAL_S",
+            min=0.01,
+            help="Seconds between reads of a source created without its own poll_interval_s.",
+        ),
+    ] = 5.0,
     backoff_max_s: Annotated[
         float,
         typer.Option(
