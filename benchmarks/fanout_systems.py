@@ -295,14 +295,21 @@ class Sheetstream:
     def start(self) -> None:
         """Start the server, register the CSV source and wait for its first version."""
         self.csv.write_text(csv_text(self.value))
-        port = free_port()
-        db = self.workdir / "b.db"
+        self.start_server()
+        config: dict[str, Any] = {"path": str(self.csv)}
+        if self.settle_s is not None:
+            config["settle_s"] = self.settle_s
+        self.register("file", config, poll_interval_s=30)
+
+    def start_server(self, *extra: str, port: int | None = None) -> int:
+        """Start `sheetstream serve` (with `extra` arguments) and wait until it is ready; its REST port."""
+        port = port or free_port()
         args = [
-            "serve", "--port", str(port), "--store", f"sqlite:///{db}", "--log-level", "warning",
+            "serve", "--port", str(port), "--store", f"sqlite:///{self.workdir / 'b.db'}", "--log-level", "warning",
             "--send-queue-size", str(SEND_QUEUE_SIZE),
             # Load without credentials, and no limit on the load generator's connections or messages.
             "--anonymous", "--connections-per-ip-per-min", "0", "--max-messages-per-s", "0",
-            "--rest-requests-per-min", "0",
+            "--rest-requests-per-min", "0", *extra,
         ]  # fmt: skip
         ws_port = free_port() if self.fast else port
         if self.fast:
@@ -312,14 +319,17 @@ class Sheetstream:
         self.url = f"ws://127.0.0.1:{ws_port}/v1/ws"
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         self._wait_healthy()
-        config: dict[str, Any] = {"path": str(self.csv)}
-        if self.settle_s is not None:
-            config["settle_s"] = self.settle_s
-        response = self.http.post("/v1/sources", json={"kind": "file", "config": config, "poll_interval_s": 30})
+        return port
+
+    def register(self, kind: str, config: dict[str, Any], *, poll_interval_s: float) -> None:
+        """Register the benchmark's source and wait for its first version."""
+        assert self.http is not None
+        body = {"kind": kind, "config": config, "poll_interval_s": poll_interval_s}
+        response = self.http.post("/v1/sources", json=body)
         if response.status_code != 201:
             raise BenchError(f"POST /v1/sources answered {response.status_code}: {response.text[:300]}")
         self.source_id = response.json()["id"]
-        self.db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+        self.db = sqlite3.connect(f"file:{self.workdir / 'b.db'}?mode=ro", uri=True, check_same_thread=False)
         self._wait_version(lambda v: v >= 1, "the first read", timeout=30)
 
     def _wait_healthy(self) -> None:

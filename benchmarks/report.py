@@ -27,7 +27,14 @@ SHORT = {
     "socketio": "python-\nsocketio",
 }
 """Names short enough for the plots' axes."""
-LOWER_IS_BETTER = {"cpu_per_delivery_us", "paced_p50_ms", "paced_p99_ms", "burst_p50_ms", "burst_p99_ms", "mem_per_conn_kib"}
+LOWER_IS_BETTER = {
+    "cpu_per_delivery_us",
+    "paced_p50_ms",
+    "paced_p99_ms",
+    "burst_p50_ms",
+    "burst_p99_ms",
+    "mem_per_conn_kib",
+}
 
 
 def fmt(value: Any) -> str:
@@ -129,7 +136,11 @@ def fanout_section(result: dict[str, Any], command: str, plots: list[str]) -> st
 
 def gc_section(result: dict[str, Any]) -> str:
     """Before/after of the collector tuning, when the untuned systems ran."""
-    pairs = [(n, f"{n}-untuned") for n in ("fast", "asgi") if n in result["summary"] and f"{n}-untuned" in result["summary"]]
+    pairs = [
+        (n, f"{n}-untuned")
+        for n in ("fast", "asgi")
+        if n in result["summary"] and f"{n}-untuned" in result["summary"]
+    ]
     if not pairs:
         return ""
     keys = ("burst_gc_max_ms", "burst_gc_share_pct", "paced_p99_ms", "burst_p99_ms", "cpu_per_delivery_us")
@@ -176,7 +187,12 @@ def acceptance_section(result: dict[str, Any]) -> str:
         target = TARGETS["memory"].format(n=result["memory_connections"])
         rows.append([target, f"{fmt(result['memory']['fast']['mem_per_conn_kib'])} KiB"])
     return "\n".join(
-        ["**The picows listener against the issue's targets** (medians of this run):", "", table(["target", "measured"], rows), ""]
+        [
+            "**The picows listener against the issue's targets** (medians of this run):",
+            "",
+            table(["target", "measured"], rows),
+            "",
+        ]
     )
 
 
@@ -185,12 +201,16 @@ def reading(result: dict[str, Any]) -> str:
     if "fast" not in result["summary"]:
         return ""
     parts = ["**Reading the figures.**"]
-    user, system = _median(result, "fast", "user_cpu_per_delivery_us"), _median(result, "fast", "system_cpu_per_delivery_us")
+    user, system = (
+        _median(result, "fast", "user_cpu_per_delivery_us"),
+        _median(result, "fast", "system_cpu_per_delivery_us"),
+    )
     parts.append(
         f"Of the picows listener's {fmt(user + system)} µs of CPU per delivery, {fmt(system)} µs are the kernel's "
-        f"(the socket send itself) and {fmt(user)} µs its own: the session that keeps each subscriber gap-free "
-        "(one call per subscriber per change), the send, and each change's read, diff, commit and refresh request "
-        "shared by all subscribers."
+        f"(the socket send itself) and {fmt(user)} µs its own: the send through picows, the hub's loop over the "
+        "source's live group (subscribers in step take a change without a session call each; the sessions decide "
+        "only for those that are not), and each change's read, diff, commit and refresh request shared by all "
+        "subscribers."
     )
     if "picows" in result["summary"]:
         parts.append(
@@ -272,18 +292,27 @@ def plot_fanout(result: dict[str, Any], folder: Path) -> list[str]:
     return [name]
 
 
-def e2e_section(result: dict[str, Any] | None, error: str | None, description: str) -> str:
-    """The end-to-end benchmark's table."""
-    out = ["## File write to subscribers, end to end (`benchmarks/bench_e2e.py`)", "", description, ""]
-    if result is None:
-        return "\n".join([*out, f"Did not run: `{error}`", ""])
+E2E_WAYS = {"file": ("hint", "refresh"), "sheet": ("push", "refresh")}
+E2E_SOURCES = {"file": "A CSV file", "sheet": "A sheet on the local Google emulator"}
+
+
+def e2e_section(runs: list[tuple[dict[str, Any] | None, str | None, str]], description: str) -> str:
+    """The end-to-end benchmark's tables: one per source kind, from (result, error, source) triples."""
+    out = ["## A write reaching its subscribers, end to end (`benchmarks/bench_e2e.py`)", "", description, ""]
     keys = ("write_to_last_p50_ms", "write_to_last_p99_ms", "write_to_last_max_ms", "write_to_first_p50_ms")
-    rows = [[mode, *[fmt(result[mode][k]) for k in keys], fmt(result[mode]["changes"])] for mode in ("hint", "refresh")]
-    out += [
-        f"{result['subscribers']:,} subscribers on the {result['listener']} listener:",
-        "",
-        table(["how the server learns of the write", "write to last receipt p50 (ms)", "p99 (ms)", "max (ms)",
-               "write to first receipt p50 (ms)", "changes"], rows),
-        "",
-    ]  # fmt: skip
+    for result, error, source in runs:
+        if result is None:
+            out += [f"{E2E_SOURCES[source]}: did not run: `{error}`", ""]
+            continue
+        rows = [
+            [way, *[fmt(result[way][k]) for k in keys], fmt(result[way]["changes"])]
+            for way in E2E_WAYS[source]
+        ]
+        out += [
+            f"{E2E_SOURCES[source]}, {result['subscribers']:,} subscribers on the {result['listener']} listener:",
+            "",
+            table(["how the server learns of the write", "write to last receipt p50 (ms)", "p99 (ms)", "max (ms)",
+                   "write to first receipt p50 (ms)", "changes"], rows),
+            "",
+        ]  # fmt: skip
     return "\n".join(out)

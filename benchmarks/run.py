@@ -211,8 +211,6 @@ def machine_section(info: dict[str, Any], started: datetime, seconds: float) -> 
     return "\n".join(["## Machine", "", table(["", ""], rows), ""])
 
 
-
-
 # --- the benchmarks ------------------------------------------------------------------------------------------------
 
 
@@ -236,7 +234,9 @@ def description(module: str) -> str:
 def node_version() -> str:
     """The version of node on PATH, or 'not installed'."""
     try:
-        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "not installed"
 
@@ -248,7 +248,7 @@ def render(
     fanout: dict[str, Any],
     fanout_command: str,
     plots: list[str],
-    e2e: tuple[dict[str, Any] | None, str | None],
+    e2e: list[tuple[dict[str, Any] | None, str | None, str]],
     diff: tuple[dict[str, Any] | None, str | None],
 ) -> str:
     """The whole page."""
@@ -268,10 +268,12 @@ def render(
         machine_section(info, started, seconds),
         report.fanout_section(fanout, fanout_command, [f"{IMAGES}/{p}" for p in plots]),
         method,
-        report.e2e_section(e2e[0], e2e[1], description("bench_e2e")),
+        report.e2e_section(e2e, description("bench_e2e")),
     ]
     if diff[0] is not None:
-        parts.append(generic_section("Diff engine (`benchmarks/bench_diff.py`)", diff[0], description("bench_diff")))
+        parts.append(
+            generic_section("Diff engine (`benchmarks/bench_diff.py`)", diff[0], description("bench_diff"))
+        )
     elif diff[1] is not None:
         parts.append(f"## Diff engine\n\n`benchmarks/bench_diff.py` failed:\n\n```\n{diff[1]}\n```\n")
     return "\n".join(parts).rstrip() + "\n"
@@ -286,14 +288,21 @@ def main(argv: list[str] | None = None) -> None:
         "--systems", default=",".join(bench_fanout.SYSTEMS), help="Fan-out systems, comma-separated."
     )
     parser.add_argument(
-        "--memory-connections", type=int, default=10_000, help="Memory per idle connection at this N (0: skip)."
+        "--memory-connections",
+        type=int,
+        default=10_000,
+        help="Memory per idle connection at this N (0: skip).",
     )
     parser.add_argument("--e2e-subscribers", type=int, default=1000)
     parser.add_argument("--skip-diff", action="store_true", help="Do not run benchmarks/bench_diff.py.")
     parser.add_argument("--skip-e2e", action="store_true", help="Do not run benchmarks/bench_e2e.py.")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="Where to write the page.")
-    parser.add_argument("--json", type=Path, help="Also keep every figure in this file (to re-render it later).")
-    parser.add_argument("--render-only", type=Path, metavar="JSON", help="Only re-render the page from a --json file.")
+    parser.add_argument(
+        "--json", type=Path, help="Also keep every figure in this file (to re-render it later)."
+    )
+    parser.add_argument(
+        "--render-only", type=Path, metavar="JSON", help="Only re-render the page from a --json file."
+    )
     args = parser.parse_args(argv)
     if args.render_only:
         write_page(json.loads(args.render_only.read_text()), args.output)
@@ -304,11 +313,18 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     fanout = bench_fanout.run(args.connections, args.runs, systems, args.memory_connections or None)
     bench_fanout.print_report(fanout)
-    e2e: tuple[dict[str, Any] | None, str | None] = (
-        (None, "skipped") if args.skip_e2e else attempt("bench_e2e", subscribers=args.e2e_subscribers)
-    )
+    e2e = {
+        source: (None, "skipped")
+        if args.skip_e2e
+        else attempt("bench_e2e", subscribers=args.e2e_subscribers, source=source)
+        for source in ("file", "sheet")
+    }
     diff: tuple[dict[str, Any] | None, str | None] = (None, None) if args.skip_diff else attempt("bench_diff")
-    for name, (_, error) in (("bench_e2e", e2e), ("bench_diff", diff)):
+    for name, (_, error) in (
+        ("bench_e2e file", e2e["file"]),
+        ("bench_e2e sheet", e2e["sheet"]),
+        ("bench_diff", diff),
+    ):
         if error and error != "skipped":
             print(f"{name} failed: {error}", file=sys.stderr)
     info["load_after"] = load_average()
@@ -322,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": time.monotonic() - t0,
         "fanout": fanout,
         "command": command,
-        "e2e": list(e2e),
+        "e2e": list(e2e["file"]),
+        "e2e_sheet": list(e2e["sheet"]),
         "diff": list(diff),
     }
     if args.json:
@@ -333,7 +350,10 @@ def main(argv: list[str] | None = None) -> None:
 def write_page(results: dict[str, Any], output: Path) -> None:
     """Draw the plots and write the page from the results of a run."""
     plots = report.plot_fanout(results["fanout"], output.parent / IMAGES)
-    e2e, diff = results["e2e"], results["diff"]
+    diff = results["diff"]
+    e2e = [(results["e2e"][0], results["e2e"][1], "file")]
+    if "e2e_sheet" in results:  # pages rendered from runs before the emulated-sheet case have none
+        e2e.append((results["e2e_sheet"][0], results["e2e_sheet"][1], "sheet"))
     page = render(
         results["info"],
         datetime.fromisoformat(results["started"]),
@@ -341,7 +361,7 @@ def write_page(results: dict[str, Any], output: Path) -> None:
         results["fanout"],
         results["command"],
         plots,
-        (e2e[0], e2e[1]),
+        e2e,
         (diff[0], diff[1]),
     )
     output.parent.mkdir(parents=True, exist_ok=True)
