@@ -174,3 +174,55 @@ def test_a_10000_row_tab_renders_only_the_rows_in_view_and_the_page_stays_respon
         assert page.locator("#grid tr").count() < 200
     finally:
         server.stop()
+
+
+def test_a_server_with_credentials_is_followed_with_a_key_and_a_token_from_the_page_address(
+    browser: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    import jwt
+
+    secret = "a-connection-token-secret-of-32-bytes!"
+    db = tmp_path / "sheetstream.db"
+    made = subprocess.run(
+        [sys.executable, "-m", "sheetstream", "keys", "create", "--name", "web", "--scope", "read",
+         "--scope", "write", "--store", f"sqlite:///{db}"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    key = made.stdout.strip()
+    token = jwt.encode({"sources": ["*"], "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+    path = tmp_path / "book.json"
+    tabs: list[dict[str, Any]] = [{"id": 0, "title": "Prices", "rows": [["sku", "price"], ["A-1", "10"]]}]
+    write_tabs(path, tabs)
+    server = ServerProcess(tmp_path, "--no-anonymous", "--jwt-secret", secret).start()
+    try:
+        auth = {"Authorization": f"Bearer {key}"}
+        created = httpx.post(
+            server.http + "/v1/sources", json={"kind": "file", "config": {"path": str(path)}}, headers=auth, timeout=10
+        )
+        assert created.status_code == 201, created.text
+        source = created.json()["id"]
+
+        # Without credentials the page says what it needs, and shows nothing.
+        bare = browser.new_page()
+        bare.goto(server.http + "/")
+        bare.locator("#status[data-state='error']").wait_for(timeout=TIMEOUT_MS)
+        assert "#key=" in bare.locator("#log").inner_text()
+        bare.close()
+
+        page = browser.new_page()
+        page.goto(f"{server.http}/#key={key}&token={token}")
+        page.locator("#status[data-state='live']").wait_for(timeout=TIMEOUT_MS)
+        page.get_by_role("cell", name="A-1").wait_for(timeout=TIMEOUT_MS)
+        assert key not in page.url and token not in page.url  # taken out of the address bar
+
+        tabs[0]["rows"][1][1] = "15"
+        write_tabs(path, tabs)
+        assert httpx.post(f"{server.http}/v1/sources/{source}/refresh", headers=auth, timeout=10).status_code == 202
+        page.locator("#grid td.flash", has_text="15").wait_for(timeout=TIMEOUT_MS)
+        page.reload()  # the credentials stay with the tab
+        page.locator("#status[data-state='live']").wait_for(timeout=TIMEOUT_MS)
+    finally:
+        server.stop()

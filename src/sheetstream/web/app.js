@@ -8,6 +8,20 @@ import { Client } from "./sheetstream.js";
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
 
+/**
+ * Credentials for a server that is not anonymous, given in the page's fragment, which browsers never send to the
+ * server: `/#key=ssk_…` (a REST API key with the read scope, and write to register sources) and `&token=eyJ…` (a
+ * WebSocket connection token). They are kept for this tab only (sessionStorage) and taken out of the address bar.
+ */
+const credentials = (() => {
+  const given = new URLSearchParams(location.hash.slice(1));
+  for (const name of ["key", "token"]) {
+    if (given.has(name)) sessionStorage.setItem(`sheetstream.${name}`, given.get(name));
+  }
+  if (given.has("key") || given.has("token")) history.replaceState(null, "", location.pathname + location.search);
+  return { key: sessionStorage.getItem("sheetstream.key"), token: sessionStorage.getItem("sheetstream.token") };
+})();
+
 const state = {
   client: null,
   sub: null,
@@ -64,7 +78,7 @@ function follow(sourceId) {
   history.replaceState(null, "", url);
 
   // One connection per open page: a short backoff ceiling brings the view back soon after a server restart.
-  const client = new Client(wsUrl, { backoffMaxMs: 5_000 });
+  const client = new Client(wsUrl, { backoffMaxMs: 5_000, token: credentials.token ?? undefined });
   state.client = client;
   client.on("status", ({ state: s, attempt, delayMs, code }) => {
     if (client !== state.client) return;
@@ -155,18 +169,17 @@ function renderTabs(renamed = new Set()) {
 // --- data sources ----------------------------------------------------------------------------------------------
 
 async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const headers = body === undefined ? {} : { "content-type": "application/json" };
+  if (credentials.key) headers.authorization = `Bearer ${credentials.key}`;
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const error = data?.error;
     const list = Array.isArray(error?.details) ? error.details : [];
     const details = list.map((d) => (d.field ? `${d.field}: ` : "") + (d.message ?? JSON.stringify(d))).join("; ");
-    throw new Error(`${error?.message ?? response.statusText}${details ? `: ${details}` : ""}`);
+    const hint = response.status === 401 ? " (open the page as /#key=<API key>&token=<connection token>)" : "";
+    throw new Error(`${error?.message ?? response.statusText}${details ? `: ${details}` : ""}${hint}`);
   }
   return data;
 }
