@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,33 +16,13 @@ import pytest
 from sheetstream.auth.tokens import ANONYMOUS
 from sheetstream.core.messages import CLOSE_SLOW_CONSUMER, encode_change_frame
 from sheetstream.core.model import ChangeSet, SetCell, Snapshot, Tab
-from sheetstream.gateways.local import Hub, Outgoing
+from sheetstream.gateways.local import Hub
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.base import NewSource, Retention, SourceRecord
 from sheetstream.stores.memory import MemoryStore
+from tests.gateway.peers import RecordingPeer as Peer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class Peer:
-    """A connection recording what it is sent; `full` makes its queue refuse messages."""
-
-    id: str
-    full: bool = False
-    sent: list[dict[str, Any]] = field(default_factory=list)
-    close_code: int | None = None
-
-    def push(self, out: Outgoing) -> bool:
-        if self.full:
-            return False
-        if self.close_code is None:
-            self.sent.append(orjson.loads(out.data))
-        return True
-
-    def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
-        if self.close_code is None:
-            self.close_code = code
 
 
 @dataclass

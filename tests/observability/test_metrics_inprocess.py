@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import orjson
@@ -19,36 +18,17 @@ from sheetstream.buses.memory import MemoryBus
 from sheetstream.core.messages import CLOSE_SLOW_CONSUMER, encode_change_frame
 from sheetstream.core.model import ChangeSet, SetCell, Snapshot, Tab
 from sheetstream.errors import SourceError, VersionConflict
-from sheetstream.gateways.local import Hub, Outgoing
+from sheetstream.gateways.local import Hub
 from sheetstream.runtime.dispatcher import Dispatcher
 from sheetstream.runtime.monitor import Monitor
 from sheetstream.runtime.settings import Settings
 from sheetstream.sources.base import Fetched, Source
 from sheetstream.stores.base import NewSource, Retention
 from sheetstream.stores.memory import MemoryStore
+from tests.gateway.peers import RecordingPeer as FakePeer
 from tests.observability.samples import parse, sample, value
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class FakePeer:
-    """A connection that records what the hub queues to it; `full` makes its queue refuse messages."""
-
-    id: str
-    full: bool = False
-    sent: list[dict[str, Any]] = field(default_factory=list)
-    close_code: int | None = None
-
-    def push(self, out: Outgoing) -> bool:
-        if self.full:
-            return False
-        self.sent.append(orjson.loads(out.data))
-        return True
-
-    def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
-        if self.close_code is None:
-            self.close_code = code
 
 
 async def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
