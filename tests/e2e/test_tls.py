@@ -134,9 +134,12 @@ async def test_https_and_wss_on_the_rest_port_and_the_fast_listener(tmp_path: Pa
         ("api", ["--tls-cert", "{key}", "--tls-key", "{key}"], "cannot use the TLS certificate"),
         ("serve", ["--secret-key", "n0t-a-fernet-key"], "not a Fernet key"),
         ("monitor", ["--secret-key-file", "{missing}"], "cannot read the secret key file"),
+        ("serve", ["--jwt-secret", "n0t-a-fernet-key"], "an HS256 key needs at least 32"),
+        ("gateway", ["--jwt-public-key", "{missing}"], "cannot read PEM file"),
+        ("serve", ["--jwt-public-key", "{cert}"], "is not a PEM public key"),
     ],
 )
-def test_bad_tls_or_key_settings_exit_2_with_a_message(
+def test_bad_tls_or_key_settings_exit_2_with_a_message_before_anything_starts(
     tmp_path: Path, command: str, args: list[str], expected: str
 ) -> None:
     cert, key = self_signed(tmp_path)
@@ -146,3 +149,10 @@ def test_bad_tls_or_key_settings_exit_2_with_a_message(
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
     assert "n0t-a-fernet-key" not in result.stderr  # a key, even a malformed one, is never printed
+
+
+def test_a_bad_token_key_is_refused_before_the_store_is_created(tmp_path: Path) -> None:
+    db = tmp_path / "never.db"
+    result = run_cli("serve", "--store", f"sqlite:///{db}", "--port", "0", "--jwt-secret", "short", cwd=tmp_path)
+    assert result.returncode == 2 and "at least 32" in result.stderr, result.stderr
+    assert not db.exists()

@@ -51,13 +51,16 @@ def check_urls(settings: Settings) -> None:
 
 
 def check_settings(settings: Settings) -> None:
-    """`check_urls`, and refuse half a TLS pair, unreadable TLS files or a malformed secret key (ConfigError)."""
+    """`check_urls`, and refuse half a TLS pair, unreadable TLS files, a malformed secret key, or token keys that
+    cannot verify anything (a short HS256 secret, a public key that is not PEM) (ConfigError)."""
+    from sheetstream.auth.tokens import TokenVerifier
     from sheetstream.runtime.tls import server_ssl_context
     from sheetstream.stores.sealed import explicit_secret_box
 
     check_urls(settings)
     server_ssl_context(settings.tls_cert, settings.tls_key)
     explicit_secret_box(secret_key=settings.secret_key, secret_key_file=settings.secret_key_file)
+    TokenVerifier(settings)  # keys fetched from a JWKS URL are not: it may be down for now
 
 
 @app.command()
