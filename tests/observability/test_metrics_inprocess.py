@@ -83,9 +83,13 @@ async def test_hub_counts_connections_subscriptions_deliveries_errors_and_slow_c
     assert value("sheetstream_deliveries_total") == deliveries + 6 + 1 + 3 + 2  # not the refused one
     assert value("sheetstream_subscriptions_open") == subs + 2
 
+    closed_slow = value("sheetstream_connections_closed_total", code=str(CLOSE_SLOW_CONSUMER))
+    closed_by_client = value("sheetstream_connections_closed_total", code="client")
     for peer in peers:
         hub.detach(peer.id)
     assert value("sheetstream_connections_open") == conns
+    assert value("sheetstream_connections_closed_total", code=str(CLOSE_SLOW_CONSUMER)) == closed_slow + 1
+    assert value("sheetstream_connections_closed_total", code="client") == closed_by_client + 2
     assert value("sheetstream_subscriptions_open") == subs
 
 

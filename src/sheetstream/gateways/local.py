@@ -282,7 +282,10 @@ class Hub:
     def detach(self, conn_id: str) -> None:
         """Forget a connection: its socket, routes, session and pending store reads."""
         self._forget(conn_id)
-        self.gateway.connections.pop(conn_id, None)
+        conn = self.gateway.connections.pop(conn_id, None)
+        if conn is not None:
+            code = conn.close_code
+            metrics.CONNECTIONS_CLOSED.labels(code="client" if code is None else str(code)).inc()
 
     def _forget(self, conn_id: str) -> None:
         self.table.remove_connection(conn_id)

@@ -60,6 +60,13 @@ DELIVERIES = Counter(
     "Messages queued to WebSocket connections (changes, snapshots, replies, errors).",
     registry=REGISTRY,
 )
+CONNECTIONS_CLOSED = Counter(
+    "sheetstream_connections_closed",
+    "WebSocket connections gone, by the close code the server sent, or `client` when the client left or the socket "
+    "dropped.",
+    ["code"],
+    registry=REGISTRY,
+)
 SLOW_CONSUMER_CLOSES = Counter(
     "sheetstream_slow_consumer_closes",
     "Connections closed with 4008 because their send queue was full.",
