@@ -69,7 +69,7 @@ def test_register_through_the_form_then_see_edits_live_and_resume_after_a_restar
         page.click("#add")
         page.locator("#status[data-state='live']").wait_for(timeout=TIMEOUT_MS)
         page.get_by_role("cell", name="B-2").wait_for(timeout=TIMEOUT_MS)
-        assert page.locator("#sources button[aria-current='true']").inner_text().startswith("prices")
+        assert page.locator("#sources button.pick[aria-current='true']").inner_text().startswith("prices")
         source = _source_id(server, "prices")
         assert server.source(source)["config"]["key_column"] == "sku"
 
@@ -224,5 +224,40 @@ def test_a_server_with_credentials_is_followed_with_a_key_and_a_token_from_the_p
         page.locator("#grid td.flash", has_text="15").wait_for(timeout=TIMEOUT_MS)
         page.reload()  # the credentials stay with the tab
         page.locator("#status[data-state='live']").wait_for(timeout=TIMEOUT_MS)
+    finally:
+        server.stop()
+
+
+def test_sources_are_paused_resumed_and_removed_from_the_page(browser: Any, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path).start()
+    try:
+        ids = {}
+        for name in ("first", "second"):
+            path = tmp_path / f"{name}.json"
+            write_tabs(path, [{"id": 0, "title": "T", "rows": [["k"], [name]]}])
+            ids[name] = server.add_source("file", {"path": str(path)}, name=name)["id"]
+        page = browser.new_page()
+        page.goto(f"{server.http}/?source={ids['first']}")
+        page.locator("#status[data-state='live']").wait_for(timeout=TIMEOUT_MS)
+        first = page.locator("#sources li", has_text="first")
+
+        first.locator("button[data-action='pause']").click()
+        wait_for(lambda: server.source(ids["first"])["paused"] is True, what="the pause to reach the server")
+        first.locator(".meta", has_text="paused").wait_for(timeout=TIMEOUT_MS)
+        first.locator("button[data-action='pause']").click()  # now "resume"
+        wait_for(lambda: server.source(ids["first"])["paused"] is False, what="the resume to reach the server")
+
+        page.once("dialog", lambda dialog: dialog.dismiss())  # changed one's mind: nothing happens
+        first.locator("button[data-action='remove']").click()
+        page.once("dialog", lambda dialog: dialog.accept())
+        first.locator("button[data-action='remove']").click()
+        wait_for(
+            lambda: [s["name"] for s in httpx.get(server.http + "/v1/sources", timeout=10).json()["items"]]
+            == ["second"],
+            what="the removal to reach the server",
+        )
+        page.locator("#sources li", has_text="first").wait_for(state="detached", timeout=TIMEOUT_MS)
+        # The page follows what is left.
+        page.get_by_role("cell", name="second").wait_for(timeout=TIMEOUT_MS)
     finally:
         server.stop()

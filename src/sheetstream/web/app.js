@@ -134,7 +134,7 @@ function showVersion(version) {
   const source = state.sources.find((s) => s.id === state.source);
   if (source && source.version !== version) {
     source.version = version;
-    const meta = document.querySelector(`#sources button[data-source-id="${CSS.escape(source.id)}"] .meta`);
+    const meta = document.querySelector(`#sources button.pick[data-source-id="${CSS.escape(source.id)}"] .meta`);
     if (meta) meta.textContent = sourceMeta(source);
   }
   const tab = currentTab();
@@ -210,6 +210,7 @@ function renderSources() {
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
+    button.className = "pick";
     button.dataset.sourceId = source.id;
     const name = document.createElement("span");
     name.className = "name";
@@ -223,10 +224,37 @@ function renderSources() {
     }
     button.append(name, meta);
     button.onclick = () => follow(source.id);
-    item.append(button);
+    const label = source.name ?? source.id;
+    const pause = actionButton(source.paused ? "▶" : "⏸", `${source.paused ? "Resume" : "Pause"} ${label}`, () =>
+      changeSource(source, "PATCH", { paused: !source.paused }));
+    pause.dataset.action = "pause";
+    const remove = actionButton("✕", `Remove ${label}`, () => {
+      if (confirm(`Remove the source "${label}" with its history?`)) return changeSource(source, "DELETE");
+    });
+    remove.dataset.action = "remove";
+    item.append(button, pause, remove);
     return item;
   }));
   highlightSource();
+}
+
+function actionButton(text, title, onclick) {
+  const button = document.createElement("button");
+  Object.assign(button, { type: "button", className: "action", textContent: text, title, onclick });
+  button.setAttribute("aria-label", title);
+  return button;
+}
+
+/** Pause, resume or delete a source, then show the list as the server has it. */
+async function changeSource(source, method, body) {
+  try {
+    await api(method, `/v1/sources/${encodeURIComponent(source.id)}`, body);
+    log(`${method === "DELETE" ? "removed" : body.paused ? "paused" : "resumed"} ${source.name ?? source.id}`);
+    const items = await loadSources();
+    if (method === "DELETE" && state.source === source.id) follow(items[0]?.id ?? null);
+  } catch (error) {
+    log(`cannot change ${source.name ?? source.id}: ${error.message}`);
+  }
 }
 
 function sourceMeta(source) {
@@ -234,7 +262,7 @@ function sourceMeta(source) {
 }
 
 function highlightSource() {
-  for (const button of document.querySelectorAll("#sources button")) {
+  for (const button of document.querySelectorAll("#sources button.pick")) {
     button.setAttribute("aria-current", String(button.dataset.sourceId === state.source));
   }
 }
