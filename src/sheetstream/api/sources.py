@@ -66,7 +66,12 @@ def now_of(request: Request, services: Services) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
-ServicesDep = Annotated[Services, Depends(services_of)]
+async def _services_dependency(request: Request) -> Services:
+    """`services_of` as a dependency: a coroutine, so FastAPI does not hand it to a worker thread every request."""
+    return services_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services_dependency)]
 PageLimit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 PageCursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 SourceId = Annotated[str, Path(description="The source's id, as returned on creation.")]
