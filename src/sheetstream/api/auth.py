@@ -28,6 +28,7 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from sheetstream.api.context import services_of
 from sheetstream.api.errors import ApiError
 from sheetstream.api.schemas import ErrorOut
 from sheetstream.auth.keys import PREFIX, accepts, parse_key
@@ -103,19 +104,11 @@ class RestLimiter:
         return self._buckets.retry_after(caller, now)
 
 
-def _services(request: Request) -> Services:
-    # As api.sources.services_of (which imports this module): 503 while no store is attached.
-    services: Services | None = getattr(request.app.state, "services", None)
-    if services is None:
-        raise ApiError(503, "unavailable", "the server is not ready: no store is attached")
-    return services
-
-
 def rest_limiter(request: Request) -> RestLimiter:
     """The app's limiter (`app.state.rest_limiter`), made from the settings at the first request."""
     limiter: RestLimiter | None = getattr(request.app.state, "rest_limiter", None)
     if limiter is None:
-        limiter = RestLimiter(_services(request).settings.rest_requests_per_min)
+        limiter = RestLimiter(services_of(request).settings.rest_requests_per_min)
         request.app.state.rest_limiter = limiter
     return limiter
 
@@ -171,7 +164,7 @@ async def _verified(services: Services, text: str) -> ApiKeyRecord:
 
 async def _check(request: Request, scope: Scope) -> ApiKeyRecord | None:
     """The request's key, checked for `scope` and counted by the limiter; None for an anonymous request."""
-    services = _services(request)
+    services = services_of(request)
     limiter = rest_limiter(request)
     client = request.client.host if request.client is not None else "unknown"
     record: ApiKeyRecord | None = None

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from sheetstream.api.auth import AUTH_RESPONSES, require_scope
+from sheetstream.api.context import PageCursor, PageLimit, ServicesDep, now_of
 from sheetstream.api.errors import ApiError
 from sheetstream.api.schemas import ErrorOut
-from sheetstream.api.sources import PageCursor, PageLimit, ServicesDep, now_of
 from sheetstream.core.codec import format_at
 from sheetstream.errors import DeadLetterNotFound
 from sheetstream.runtime.dead_letters import DeadLetters, ReplayFailed

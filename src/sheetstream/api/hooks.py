@@ -21,9 +21,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
+from sheetstream.api.context import now_of, services_of
 from sheetstream.api.errors import ApiError
 from sheetstream.api.schemas import ErrorOut
-from sheetstream.api.sources import now_of, services_of
 from sheetstream.runtime.dead_letters import DeadLetters, Hint
 from sheetstream.runtime.hints import verify_channel_token
 

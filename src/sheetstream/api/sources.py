@@ -1,6 +1,6 @@
 """`/v1/sources`: create, list, read, change and delete data sources; read their snapshot and change log.
 
-Endpoints find the process's `Services` at `request.app.state.services` (see `services_of`), so one router
+Endpoints find the process's `Services` at `request.app.state.services` (see `api/context.py`), so one router
 serves any app and the OpenAPI document can be built without a running store. Credentials never leave: answers
 drop `config["credentials"]` and show every `config["headers"]` value as `***`.
 """
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from sheetstream.api.auth import AUTH_RESPONSES, require_scope
+from sheetstream.api.context import PageCursor, PageLimit, ServicesDep, now_of
 from sheetstream.api.errors import ApiError
 from sheetstream.api.schemas import (
     ChangesOut,
@@ -31,7 +30,6 @@ from sheetstream.api.schemas import (
     SourceUpdate,
 )
 from sheetstream.core.codec import changeset_to_json, format_at, tabs_to_json
-from sheetstream.runtime.services import Services
 from sheetstream.stores.base import NewSource, SourceRecord
 
 MASK = "***"
@@ -50,30 +48,6 @@ _NO_SECRET_KEY: dict[int | str, dict[str, Any]] = {
 }
 
 
-def services_of(request: Request) -> Services:
-    """The process's Services, set by the app factory as `app.state.services`."""
-    services: Services | None = getattr(request.app.state, "services", None)
-    if services is None:
-        raise ApiError(503, "unavailable", "the server is not ready: no store is attached")
-    return services
-
-
-def now_of(request: Request, services: Services) -> datetime:
-    """The current time from `app.state.clock` or `services.clock` when set (tests), else the wall clock."""
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None) or getattr(
-        services, "clock", None
-    )
-    return clock() if clock is not None else datetime.now(UTC)
-
-
-async def _services_dependency(request: Request) -> Services:
-    """`services_of` as a dependency: a coroutine, so FastAPI does not hand it to a worker thread every request."""
-    return services_of(request)
-
-
-ServicesDep = Annotated[Services, Depends(_services_dependency)]
-PageLimit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-PageCursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 SourceId = Annotated[str, Path(description="The source's id, as returned on creation.")]
 
 
