@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.fanout_systems import BenchError, Child, Sheetstream, csv_text, free_port, pinned
+from benchmarks.fanout_systems import BenchError, Child, Sheetstream, free_port, pinned
 
 PAUSE_S = 0.1
 """Between one change's last receipt and the next write."""
@@ -113,14 +112,6 @@ class Emulator:
         self.log.close()
 
 
-def _write_file(server: Sheetstream) -> None:
-    """Replace the watched CSV atomically with the next value."""
-    server.value += 1
-    tmp = server.csv.with_suffix(".tmp")
-    tmp.write_text(csv_text(server.value))
-    os.replace(tmp, server.csv)
-
-
 def _change(
     server: Sheetstream, loadgen: Child, write: Callable[[], None], refresh: bool
 ) -> dict[str, float]:
@@ -171,8 +162,7 @@ def run(
             else:
                 server.start()
 
-                def write() -> None:
-                    _write_file(server)
+                write = server.write
 
                 ways = ("hint", "refresh")
             argv = pinned(

@@ -366,13 +366,17 @@ class Sheetstream:
         row = self.db.execute("SELECT version FROM sources WHERE id = ?", (self.source_id,)).fetchone()
         return int(row[0]) if row else 0
 
-    def change(self) -> None:
-        """Rewrite the CSV atomically and ask for a read now."""
-        assert self.http is not None
+    def write(self) -> None:
+        """Rewrite the CSV atomically with the next value (temporary file, then rename)."""
         self.value += 1
         tmp = self.csv.with_suffix(".tmp")
         tmp.write_text(csv_text(self.value))
         os.replace(tmp, self.csv)
+
+    def change(self) -> None:
+        """Rewrite the CSV and ask for a read now."""
+        assert self.http is not None
+        self.write()
         response = self.http.post(f"/v1/sources/{self.source_id}/refresh")
         if response.status_code != 202:
             raise BenchError(f"POST refresh answered {response.status_code}: {response.text[:300]}")
