@@ -1,10 +1,11 @@
 """The systems the fan-out benchmark measures, each a child process pinned to CPU 0 and driven the same way.
 
 - `Sheetstream`: the real server (`python -m sheetstream serve`, SQLite store, a CSV file source), on its ASGI
-  `/v1/ws` (`fast=False`) or its picows listener (`--ws-port`, `fast=True`). A change rewrites the CSV and calls
-  `POST /v1/sources/{id}/refresh`; the driver learns the committed version from the SQLite file itself (a
-  read-only connection), so that waiting for a commit costs the server nothing. `untuned=True` runs it with the collector tuning of
-  `sheetstream.runtime.gc_tuning` switched off, to show what it changes.
+  `/v1/ws` (`fast=False`) or its picows listener (`--ws-port`, `fast=True`). A change rewrites the CSV (atomically,
+  so the source is registered with `settle_s` 0) and calls `POST /v1/sources/{id}/refresh`; the driver learns the
+  committed version from the SQLite file itself (a read-only connection), so that waiting for a commit costs the
+  server nothing. `untuned=True` runs it with the collector tuning of `sheetstream.runtime.gc_tuning` switched off,
+  to show what it changes.
 - `Baseline`: a server of `benchmarks/baselines/` (picows, websockets, python-socketio, Node `ws`); a change is a
   command on its stdin, answered once every send returned.
 
@@ -276,7 +277,7 @@ class Sheetstream:
     protocol = "sheetstream"
 
     def __init__(
-        self, name: str, workdir: Path, *, fast: bool, untuned: bool = False, settle_s: float | None = None
+        self, name: str, workdir: Path, *, fast: bool, untuned: bool = False, settle_s: float = 0.0
     ) -> None:
         self.name = name
         self.settle_s = settle_s
@@ -296,9 +297,10 @@ class Sheetstream:
         """Start the server, register the CSV source and wait for its first version."""
         self.csv.write_text(csv_text(self.value))
         self.start_server()
-        config: dict[str, Any] = {"path": str(self.csv)}
-        if self.settle_s is not None:
-            config["settle_s"] = self.settle_s
+        # `write` replaces the file atomically (a temporary file renamed over it), so a read never sees half a
+        # file and there is nothing to wait for: settle_s 0, as docs/rest.md advises for such writers. The
+        # default (50 ms) would hold back every read that follows a write by up to that long.
+        config: dict[str, Any] = {"path": str(self.csv), "settle_s": self.settle_s}
         self.register("file", config, poll_interval_s=30)
 
     def start_server(self, *extra: str, port: int | None = None) -> int:

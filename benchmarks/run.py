@@ -51,8 +51,8 @@ FANOUT_METHOD = """\
 
 - *sheetstream* is the real server, `python -m sheetstream serve --store sqlite:///… --log-level warning
   --send-queue-size {send_queue}` (plus `--ws-port P` for the picows listener), in its own process{pin_server}.
-  It watches a CSV file ({rows} rows x 4 columns); a change rewrites the file atomically and calls
-  `POST /v1/sources/{{id}}/refresh`, so each delivery went through the monitor's read and diff, the SQLite commit,
+  It watches a CSV file ({rows} rows x 4 columns); a change rewrites the file atomically (so the source has
+  `settle_s` 0: no wait for the file to settle) and calls `POST /v1/sources/{{id}}/refresh`, so each delivery went through the monitor's read and diff, the SQLite commit,
   the in-process bus, the dispatcher and the hub's sessions. The driver learns of each commit by reading the SQLite
   file (read-only), which costs the server nothing. *ASGI* is `/v1/ws` on the REST port (uvicorn, a send queue
   and writer task per connection); the *picows listener* writes each change to the sockets directly.
