@@ -6,10 +6,14 @@ Every connection sends `{"type": "subscribe", "id": "1", "source": ID}` and wait
 process prints one JSON line `{"event": "subscribed", ...}` and records, for every `change` message, the connection,
 the version, the receive time (`time.time()`) and the message's `at`. The driver then sends JSON command lines:
 
-- `{"cmd": "mark"}`: start measuring this process's CPU time; answers `{"event": "marked"}`.
+- `{"cmd": "mark"}`: start measuring this process's CPU time; answers `{"event": "marked"}`. From the mark on, a
+  message is only stamped with its receive time and kept as it came: it is decoded when the driver collects, so
+  that the client's work per message while the server sends is as small as it can be (the fan-out benchmark rejects
+  a run in which the load generator, not the server, set the pace).
 - `{"cmd": "collect", "vmin": A, "vmax": B, "idle_s": S}`: wait until every connection has every version in A..B
   (or nothing arrived for S seconds), then answer `{"event": "stats", ...}` with the latency percentiles, the
-  deliveries, the missing and duplicated (connection, version) pairs and the CPU used since the mark.
+  deliveries, the missing and duplicated (connection, version) pairs and the CPU used from the mark to the last
+  message received (decoding what was kept is not counted: it happens after the messages stopped).
 - `{"cmd": "quit"}`: close every connection and exit.
 
 Two clients are built in: the `websockets` asyncio client and `picows` (a Cython client, much cheaper per message,
@@ -38,7 +42,10 @@ Record = tuple[int, int, float, str]
 class Recorder:
     """What every connection received, shared by all of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, socketio: bool = False) -> None:
+        self.socketio = socketio
+        self.raw: list[tuple[int, bytes, float]] | None = None
+        """While measuring: (connection, frame, receive time) of each message, decoded by `decode_raw`."""
         self.records: list[Record] = []
         self.frame_bytes: dict[int, int] = {}
         self.errors: list[str] = []
@@ -74,6 +81,18 @@ class Recorder:
         if kind == "error" and len(self.errors) < 20:
             self.errors.append(f"connection {index}: {message}")
         return False
+
+    def decode_raw(self) -> None:
+        """Decode the messages kept since the mark into `records` (and errors); keep recording raw ones."""
+        raw, self.raw = self.raw or [], []
+        for index, payload, received in raw:
+            message = orjson.loads(payload[2:])[1] if self.socketio else orjson.loads(payload)
+            if message.get("type") == "change":
+                self.records.append((index, message["version"], received, message["at"]))
+                if index == 0:
+                    self.frame_bytes[message["version"]] = len(payload)
+            else:
+                self.on_decoded(index, message, len(payload))
 
     def on_failure(self, index: int, exc: BaseException) -> None:
         """A connection could not connect or subscribe."""
@@ -124,16 +143,24 @@ def picows_factory(index: int, source: str, rec: Recorder, socketio: bool = Fals
     """A picows listener factory for connection `index` (speaking Socket.IO around the messages if `socketio`)."""
     from picows import WSListener, WSMsgType
 
+    text = WSMsgType.TEXT
+    now = time.time
+
     class Listener(WSListener):
         def on_ws_connected(self, transport: Any) -> None:
             if not socketio:  # Socket.IO: wait for the Engine.IO open packet
                 transport.send(WSMsgType.TEXT, subscribe_frame(source))
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            if frame.msg_type == WSMsgType.TEXT and socketio:
-                socketio_packet(transport, frame.get_payload_as_bytes())
-            elif frame.msg_type == WSMsgType.TEXT:
-                rec.on_message(index, frame.get_payload_as_bytes())
+            if frame.msg_type == text:
+                payload = frame.get_payload_as_bytes()
+                raw = rec.raw
+                if raw is not None and (not socketio or payload.startswith(b"42")):
+                    raw.append((index, payload, now()))  # measuring: decoded later (Recorder.decode_raw)
+                elif socketio:
+                    socketio_packet(transport, payload)
+                else:
+                    rec.on_message(index, payload)
             elif frame.msg_type == WSMsgType.CLOSE:
                 if len(rec.errors) < 20:
                     rec.errors.append(
@@ -270,22 +297,32 @@ def emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-async def wait_for(rec: Recorder, connections: int, vmin: int, vmax: int, idle_s: float) -> None:
-    """Return once every connection has every version in vmin..vmax, or after `idle_s` without a new record."""
+async def wait_for(rec: Recorder, connections: int, vmin: int, vmax: int, idle_s: float) -> tuple[float, float]:
+    """Wait until every connection has every version in vmin..vmax, or `idle_s` passed without a new message.
+
+    Returns this process's CPU time and the monotonic time when the last message was seen (within one poll), before
+    the messages kept raw were decoded.
+    """
     expected = connections * (vmax - vmin + 1)
     seen: set[tuple[int, int]] = set()
     scanned = 0
     last_progress = time.monotonic()
+    last_cpu = time.process_time()
+    received = -1
     while True:
+        count = len(rec.raw or ()) + len(rec.records)
+        if count > received:
+            received, last_progress, last_cpu = count, time.monotonic(), time.process_time()
+        idle = time.monotonic() - last_progress > idle_s
+        if (rec.raw and len(rec.raw) + len(seen) >= expected) or idle:
+            rec.decode_raw()  # counts alone cannot tell a duplicate from a missing message: check the versions
         records = rec.records
         for index, version, _, _ in records[scanned:]:
             if vmin <= version <= vmax:
                 seen.add((index, version))
-        if len(records) > scanned:
-            last_progress = time.monotonic()
         scanned = len(records)
-        if len(seen) >= expected or time.monotonic() - last_progress > idle_s:
-            return
+        if len(seen) >= expected or idle:
+            return last_cpu, last_progress
         # A benchmark tool, not a test: polling every 20 ms costs little next to thousands of messages.
         await asyncio.sleep(0.02)
 
@@ -303,12 +340,16 @@ async def serve_commands(rec: Recorder, connections: int, stop: asyncio.Event) -
         command = orjson.loads(line)
         cmd = command.get("cmd")
         if cmd == "mark":
+            rec.raw = []
             cpu_mark, wall_mark, wait_mark = time.process_time(), time.monotonic(), runqueue_wait_s()
             emit("marked")
         elif cmd == "collect":
             vmin, vmax = int(command["vmin"]), int(command["vmax"])
-            await wait_for(rec, connections, vmin, vmax, float(command.get("idle_s", 15)))
-            cpu, wall = time.process_time() - cpu_mark, time.monotonic() - wall_mark
+            cpu_end, wall_end = await wait_for(rec, connections, vmin, vmax, float(command.get("idle_s", 15)))
+            cpu, wall = cpu_end - cpu_mark, wall_end - wall_mark
+            wait = runqueue_wait_s() - wait_mark
+            rec.decode_raw()
+            rec.raw = None
             stats = summarize(rec.records, connections, vmin, vmax)
             sizes = [size for version, size in rec.frame_bytes.items() if vmin <= version <= vmax]
             rec.records = []
@@ -320,7 +361,7 @@ async def serve_commands(rec: Recorder, connections: int, stop: asyncio.Event) -
                 loadgen_wall_s=wall,
                 loadgen_cpu_pct=100 * cpu / wall if wall > 0 else None,
                 loadgen_cpu_per_delivery_us=1e6 * cpu / stats["deliveries"] if stats["deliveries"] else None,
-                loadgen_runqueue_wait_s=runqueue_wait_s() - wait_mark,
+                loadgen_runqueue_wait_s=wait,
                 dropped=rec.dropped,
                 errors=rec.errors[:5],
             )
@@ -359,7 +400,7 @@ async def gated(
 
 async def main_async(args: argparse.Namespace) -> None:
     """Open every connection, report, then serve the driver's commands."""
-    rec = Recorder()
+    rec = Recorder(socketio=SOCKETIO)
     rec.expected = args.connections
     stop = asyncio.Event()
     gate = asyncio.Semaphore(args.connect_concurrency)
