@@ -99,6 +99,33 @@ async def test_a_reader_that_falls_behind_then_catches_up_gets_everything_in_ord
         assert conn.queued == 0 and conn_id in stack.hub.sessions
 
 
+async def test_a_group_member_that_falls_behind_is_queued_for_then_written_to_with_the_others_again() -> None:
+    async with (
+        fast_stack(settings=Settings(anonymous=True, send_queue_size=1000)) as stack,
+        connect(stack.url, max_queue=1, max_size=None, compression=None) as lagging,
+        connect(stack.url, max_size=None, compression=None) as normal,
+    ):
+        await subscribe(lagging, stack.source)
+        (lagging_id,) = stack.hub.table.subscribers(stack.source)
+        await subscribe(normal, stack.source)
+        conn = stack.listener.connections[lagging_id]
+        big = "x" * 64 * 1024
+        version = 0
+        while conn.queued < 3:  # both in the live group; only the lagging one's transport fills up
+            version = (await stack.commit(value=f"{big}{version + 1}")).version
+            assert (await recv(normal))["version"] == version
+            assert version < 500, "the transport never asked us to hold back"
+        group = stack.hub.groups[stack.source]
+        assert conn.direct() is None and lagging_id in group.members  # still a member, pushed to and queued for
+        received = [(await recv(lagging, 10))["version"] for _ in range(version)]
+        assert received == list(range(1, version + 1))
+        version = (await stack.commit()).version
+        assert (await recv(lagging))["version"] == version and (await recv(normal))["version"] == version
+        fanout = stack.hub.groups[stack.source].fanout
+        assert fanout is not None and fanout.one_by_one == []  # both written to through the lane again
+        assert sorted(len(targets) for _lane, targets in fanout.lanes) == [2]
+
+
 async def test_a_silent_peer_is_pinged_then_closed_with_1011() -> None:
     settings = Settings(anonymous=True, ping_interval_s=0.2, ping_timeout_s=0.4)
     async with fast_stack(settings=settings) as stack, connect(stack.url) as live:

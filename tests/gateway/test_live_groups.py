@@ -20,19 +20,20 @@ from sheetstream.gateways.local import Hub
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.base import NewSource, Retention, SourceRecord
 from sheetstream.stores.memory import MemoryStore
-from tests.gateway.peers import RecordingPeer as Peer
+from tests.gateway.peers import LANE, LanePeer, RecordingPeer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
 class Feed:
-    """A source whose changes the test commits to the store and (usually) publishes."""
+    """A source whose changes the test commits to the store and (usually) publishes, and the kind of peer it has."""
 
     store: MemoryStore
     hub: Hub
     record: SourceRecord
     epoch: str
+    peer: type[RecordingPeer]
     head: int = 0
 
     async def commit(self, *, publish: bool = True) -> None:
@@ -50,18 +51,20 @@ class Feed:
         self.epoch, self.head = record.epoch, 0
 
 
-@pytest.fixture
-async def feed() -> AsyncIterator[Feed]:
+@pytest.fixture(params=[RecordingPeer, LanePeer], ids=["push", "lane"])
+async def feed(request: pytest.FixtureRequest) -> AsyncIterator[Feed]:
+    """Every test runs with peers the group pushes to one by one, and with peers it writes to through a lane."""
     store = MemoryStore()
     await store.open()
     record = await store.create_source(NewSource(kind="file", config={"path": "/d/a.csv"}), now=NOW)
     hub = Hub(store, Settings(anonymous=True, max_messages_per_s=0))
-    yield Feed(store, hub, record, record.epoch)
+    LANE.calls.clear()
+    yield Feed(store, hub, record, record.epoch, request.param)
     await hub.close()
     await store.close()
 
 
-def send(hub: Hub, peer: Peer, **message: Any) -> None:
+def send(hub: Hub, peer: RecordingPeer, **message: Any) -> None:
     hub.receive(peer.id, orjson.dumps(message).decode())
 
 
@@ -74,7 +77,7 @@ async def settle(hub: Hub) -> None:
     raise AssertionError("store reads did not finish")
 
 
-def stream_state(peer: Peer) -> tuple[str | None, int | None]:
+def stream_state(peer: RecordingPeer) -> tuple[str | None, int | None]:
     """Check what `peer` got: after each `subscribed`, a snapshot or nothing, then changes each one after the last.
 
     Returns the (epoch, version) the client is at, as a client applying the messages in order would be.
@@ -96,8 +99,8 @@ def stream_state(peer: Peer) -> tuple[str | None, int | None]:
     return epoch, last
 
 
-async def subscribe_all(feed: Feed, count: int) -> list[Peer]:
-    peers = [feed.hub.attach_peer(Peer, ANONYMOUS) for _ in range(count)]
+async def subscribe_all(feed: Feed, count: int) -> list[RecordingPeer]:
+    peers = [feed.hub.attach_peer(feed.peer, ANONYMOUS) for _ in range(count)]
     for peer in peers:
         send(feed.hub, peer, type="subscribe", id=1, source=feed.record.id)
     await settle(feed.hub)
@@ -161,7 +164,7 @@ async def test_a_new_epoch_dissolves_the_group_and_clients_get_a_snapshot(feed: 
 async def test_a_full_member_is_closed_and_leaves_the_group(feed: Feed) -> None:
     peers = await subscribe_all(feed, 3)
     await feed.commit()
-    peers[1].full = True
+    peers[1].fill(feed.hub)
     await feed.commit()
     assert peers[1].close_code == CLOSE_SLOW_CONSUMER
     assert set(feed.hub.groups[feed.record.id].members) == {peers[0].id, peers[2].id}
@@ -191,9 +194,9 @@ async def test_random_interleavings_lose_and_repeat_nothing(feed: Feed, seed: in
             since = {"since": {"epoch": epoch, "version": last}} if epoch is not None and rand.random() < 0.8 else {}
             send(hub, peer, type="subscribe", id=3, source=source, **since)
         elif roll < 0.83:
-            peer.full = True  # closed at the next change it is sent; a new client takes its place
+            peer.fill(hub)  # closed at the next change it is sent; a new client takes its place
             await feed.commit()
-            replacement = hub.attach_peer(Peer, ANONYMOUS)
+            replacement = hub.attach_peer(feed.peer, ANONYMOUS)
             send(hub, replacement, type="subscribe", id=1, source=source)
             peers = [p for p in peers if p.id in hub.sessions] + [replacement]
         elif roll < 0.85:
@@ -207,6 +210,8 @@ async def test_random_interleavings_lose_and_repeat_nothing(feed: Feed, seed: in
     await settle(hub)
     await feed.commit()
     assert grouped >= 2, "the test never exercised a live group"
+    if feed.peer is LanePeer:
+        assert max(LANE.calls, default=0) >= 2, "the group never wrote through its lane"
     for peer in peers:
         assert peer.close_code is None
         assert stream_state(peer) == (feed.epoch, feed.head)
@@ -214,3 +219,28 @@ async def test_random_interleavings_lose_and_repeat_nothing(feed: Feed, seed: in
         assert session is not None
         sub = session.subscription(source)
         assert sub is not None and (sub.epoch, sub.last) == (feed.epoch, feed.head)
+
+
+async def test_a_lane_takes_the_group_in_one_call_and_a_peer_that_stops_being_direct_is_pushed_to() -> None:
+    store = MemoryStore()
+    await store.open()
+    record = await store.create_source(NewSource(kind="file", config={"path": "/d/a.csv"}), now=NOW)
+    hub = Hub(store, Settings(anonymous=True, max_messages_per_s=0))
+    feed = Feed(store, hub, record, record.epoch, LanePeer)
+    LANE.calls.clear()
+    lane_peers = await subscribe_all(feed, 3)
+    feed.peer = RecordingPeer
+    pushed = await subscribe_all(feed, 2)  # a group can mix transports: these have no lane
+    await feed.commit()  # one by one: every session takes it and joins the group
+    assert LANE.calls == []
+    await feed.commit()
+    assert LANE.calls == [3]  # the three lane peers in one call; the two others pushed to
+    lane_peers[0].fill(hub)  # it stops being direct: the group sorts its members again
+    await feed.commit()
+    assert LANE.calls == [3, 2]
+    assert lane_peers[0].close_code == CLOSE_SLOW_CONSUMER and lane_peers[0].id not in hub.sessions
+    await feed.commit()
+    assert LANE.calls == [3, 2, 2]
+    assert [stream_state(p) for p in (*lane_peers[1:], *pushed)] == [(feed.epoch, 4)] * 4
+    await hub.close()
+    await store.close()

@@ -10,7 +10,9 @@
   watches connection tokens: at a token's `exp` the client gets `token_expired` and `token_grace_s` to send a
   fresh one (`auth`) before it is closed with 4001. Only connections with a token have a timer.
 - `LiveGroup`: per source, the subscribers that are live, unfiltered and at the same version; the hub sends them
-  the next change in one loop over their connections, the bulk of the fan-out in steady state.
+  the next change in one loop over their connections, the bulk of the fan-out in steady state. Members whose
+  transport offers a `Lane` (the picows listener does, while a socket takes messages directly) are written to
+  through it, all at once, with no Python call per connection.
 - `websocket_route(hub)`: the Starlette route to mount in the app.
 - `Peer` / `Outgoing`: what the hub needs of a connection and what it hands one, so another transport (the picows
   listener of `gateways/picows_listener.py`) serves its own sockets with the same sessions, routing and reads.
@@ -27,7 +29,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -117,6 +119,21 @@ class Peer(Protocol):
     def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
         """Close after the queued messages (or at once, dropping them); later messages are ignored."""
 
+    def direct(self) -> tuple[Lane, Any] | None:
+        """While a message given now goes straight to the socket, queued nowhere: the lane and this peer's target
+        in it (see `Lane`). None otherwise; such a peer must call `Hub.direct_changed` when that stops."""
+
+
+class Lane(Protocol):
+    """A transport's way to write one message to many of its connections in one call (a live group's fan-out).
+
+    Only for peers whose `direct()` named it, in a call made before anything else ran: the lane neither queues nor
+    refuses, as `Peer.push` would for a peer that is not direct.
+    """
+
+    def send_all(self, targets: list[Any], out: Outgoing) -> None:
+        """Write `out` to every target."""
+
 
 P = TypeVar("P", bound=Peer)
 
@@ -146,6 +163,10 @@ class Connection:
         except asyncio.QueueFull:
             return False
         return True
+
+    def direct(self) -> None:
+        """Never: every frame goes through the queue and the writer task."""
+        return None
 
     def close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
         """Close after the queued frames (or at once, dropping them); later frames are ignored."""
@@ -219,7 +240,31 @@ class LiveGroup:
 
     epoch: str
     version: int
-    members: dict[str, Peer]
+    members: dict[str, Peer] = field(default_factory=dict)
+    fanout: FanOut | None = None
+    """How the members take the next change, worked out once and kept while nothing changes (`_fanout`)."""
+
+    def join(self, conn: Peer) -> None:
+        """Add a member."""
+        self.members[conn.id] = conn
+        self.fanout = None
+
+    def leave(self, conn_id: str) -> bool:
+        """Remove a member; whether it was one."""
+        if self.members.pop(conn_id, None) is None:
+            return False
+        self.fanout = None
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """A live group's members sorted by how they take a change: per lane, all at once, or one by one (`push`)."""
+
+    direct_epoch: int
+    """`Hub.direct_epoch` when it was worked out: any peer that stopped being direct since makes it stale."""
+    lanes: list[tuple[Lane, list[Any]]]
+    one_by_one: list[Peer]
 
 
 class Hub:
@@ -241,6 +286,8 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.groups: dict[str, LiveGroup] = {}
         """Per source, its subscribers that take the next change in one loop (see `LiveGroup`)."""
+        self.direct_epoch = 0
+        """Counts the times a peer stopped taking messages directly (`direct_changed`)."""
         self.admission = admission or Admission(settings)
         self.max_frame_bytes = settings.max_frame_bytes
         self.send_queue_size = settings.send_queue_size
@@ -310,7 +357,7 @@ class Hub:
             return
         for source in session.sources:
             group = groups.get(source)
-            if group is not None and group.members.pop(conn_id, None) is not None:
+            if group is not None and group.leave(conn_id):
                 session.caught_up(source, group.version)
                 if not group.members:
                     del groups[source]
@@ -398,10 +445,19 @@ class Hub:
         # Let the writers drain their queues between changes, so a burst does not look like slow consumers.
         await asyncio.sleep(0)
 
+    def direct_changed(self) -> None:
+        """A peer stopped (or started) taking messages directly: live groups work out their fan-out again."""
+        self.direct_epoch += 1
+
     def _push_group(self, group: LiveGroup, out: Outgoing) -> int:
         """Send `out` to every member of a live group; close the ones whose queue is full. How many took it."""
+        fanout = group.fanout
+        if fanout is None or fanout.direct_epoch != self.direct_epoch:
+            fanout = group.fanout = self._fanout(group)
+        for lane, targets in fanout.lanes:
+            lane.send_all(targets, out)
         full: list[Peer] = []
-        for conn in group.members.values():
+        for conn in fanout.one_by_one:
             if not conn.push(out):
                 full.append(conn)
         taken = len(group.members) - len(full)
@@ -409,6 +465,21 @@ class Hub:
             self.gateway.close_slow(conn)
             self._forget(conn.id)
         return taken
+
+    def _fanout(self, group: LiveGroup) -> FanOut:
+        lanes: dict[int, tuple[Lane, list[Any]]] = {}
+        one_by_one: list[Peer] = []
+        for conn in group.members.values():
+            direct = conn.direct()
+            if direct is None:
+                one_by_one.append(conn)
+                continue
+            lane, target = direct
+            entry = lanes.get(id(lane))
+            if entry is None:
+                entry = lanes[id(lane)] = (lane, [])
+            entry[1].append(target)
+        return FanOut(self.direct_epoch, list(lanes.values()), one_by_one)
 
     def _publish_one_by_one(
         self, changeset: ChangeSet, frame: bytes, out: Outgoing, group: LiveGroup | None
@@ -442,10 +513,10 @@ class Hub:
         delivered += self._push_all(ready, out)
         if joining:
             if group is None:
-                group = self.groups[changeset.source] = LiveGroup(changeset.epoch, changeset.version, {})
+                group = self.groups[changeset.source] = LiveGroup(changeset.epoch, changeset.version)
             for conn in joining:
                 if conn.id in sessions:  # not closed as a slow consumer meanwhile
-                    group.members[conn.id] = conn
+                    group.join(conn)
         return delivered
 
     def _push_all(self, peers: list[Peer], out: Outgoing) -> int:

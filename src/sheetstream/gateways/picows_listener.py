@@ -3,7 +3,9 @@
 Through ASGI every send costs a coroutine, a message dict and a task switch to the connection's writer. Here a
 live change is written to each socket straight from the hub's loop: picows writes the frame header in front of
 the message encoded once for everyone (`Outgoing.framed`, nothing copied) and `send(2)`s it at once while the
-socket's buffer is empty. Only when the transport holds more than its high-water mark (asyncio calls
+socket's buffer is empty. A live group's members that are in that state are written to through `DIRECT_LANE`,
+in one call whose loop over their transports runs in C; a connection that leaves that state (or comes back to
+it) tells the hub (`Hub.direct_changed`), which sorts the group's members again before the next change. Only when the transport holds more than its high-water mark (asyncio calls
 `pause_writing`) are messages queued per connection, `send_queue_size` at most; one more closes the connection
 with 4008 (slow consumer), as on the ASGI path. Client frames go to the same `Hub`: same sessions, routing,
 store reads and wire protocol.
@@ -28,6 +30,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from operator import methodcaller
 from ssl import SSLContext
 from typing import Any
 
@@ -45,7 +48,7 @@ from picows import (
 from sheetstream.auth.tokens import Grant
 from sheetstream.core.messages import CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG
 from sheetstream.gateways.admission import Handshake, Refusal, read_handshake
-from sheetstream.gateways.local import WS_PATH, Hub, Outgoing
+from sheetstream.gateways.local import WS_PATH, Hub, Lane, Outgoing
 from sheetstream.runtime.settings import Settings
 
 log = logging.getLogger("sheetstream.gateway.picows")
@@ -71,6 +74,22 @@ class _PeerErrorsAsInfo(logging.LoggerAdapter):  # type: ignore[type-arg]
     def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
         """Log at info level."""
         self.info(msg, *args, **kwargs)
+
+
+class _DirectLane:
+    """Writes one message to many picows transports in one call: the loop runs in C, with no Python frame per socket.
+
+    `send_reuse_external_bytearray` writes the frame header into the headroom of the shared `Outgoing.framed`: the
+    same bytes for every socket, as a server's frames are not masked.
+    """
+
+    def send_all(self, targets: list[WSTransport], out: Outgoing) -> None:
+        """Write `out` to each transport (all of them direct: see `PicowsConnection.direct`)."""
+        send = methodcaller("send_reuse_external_bytearray", TEXT, out.framed, HEADROOM)
+        deque(map(send, targets), maxlen=0)
+
+
+DIRECT_LANE: Lane = _DirectLane()
 
 
 class PicowsConnection(WSListener):
@@ -130,6 +149,16 @@ class PicowsConnection(WSListener):
         pending.append(out)
         return True
 
+    def direct(self) -> tuple[Lane, WSTransport] | None:
+        """While `push` would write at once: the lane that writes to many such connections in one call."""
+        transport = self.transport
+        return (DIRECT_LANE, transport) if self._direct and transport is not None else None
+
+    def _stop_direct(self) -> None:
+        if self._direct:
+            self._direct = False
+            self._listener.hub.direct_changed()
+
     @property
     def queued(self) -> int:
         """Messages waiting for the transport to drain."""
@@ -140,7 +169,7 @@ class PicowsConnection(WSListener):
         if self.close_code is not None:
             return
         self.close_code = code
-        self._direct = False
+        self._stop_direct()
         if drop_queued:
             self._pending = None
         if self._pending:
@@ -163,14 +192,14 @@ class PicowsConnection(WSListener):
     def pause_writing(self) -> None:
         """The transport holds more than its high-water mark: queue from now on."""
         self._paused = True
-        self._direct = False
+        self._stop_direct()
 
     def resume_writing(self) -> None:
         """The transport drained below its low-water mark: write the queue while it stays so."""
         self._paused = False
         pending = self._pending
         if pending is None:
-            self._direct = self.close_code is None and self._send is not None
+            self._start_direct()
             return
         assert self.transport is not None
         while pending and not self._paused:  # a write may push the transport over the mark again
@@ -179,10 +208,15 @@ class PicowsConnection(WSListener):
             return
         self._pending = None
         if self.close_code is None:
-            self._direct = self._send is not None
+            self._start_direct()
         elif self._pending_close is not None:
             self._send_close(self.close_code, self._pending_close)
             self._pending_close = None
+
+    def _start_direct(self) -> None:
+        if not self._direct and self.close_code is None and self._send is not None:
+            self._direct = True
+            self._listener.hub.direct_changed()  # live groups can write to it through the lane again
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         """Pass the admission checks and register with the hub (or close with their code, or 1001 on shutdown)."""
