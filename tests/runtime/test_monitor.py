@@ -12,7 +12,8 @@ import pytest
 from sheetstream.buses.memory import MemoryBus
 from sheetstream.core.model import AddTab, ChangeSet, InsertRows, SetCell, Snapshot, Tab
 from sheetstream.errors import SourceError, VersionConflict
-from sheetstream.runtime.monitor import Backoff, Monitor
+from sheetstream.runtime import monitor as monitor_module
+from sheetstream.runtime.monitor import INLINE_DIFF_ROWS, Backoff, Monitor
 from sheetstream.sources.base import Fetched, Source
 from sheetstream.stores.base import NewSource, Retention
 from sheetstream.stores.memory import MemoryStore
@@ -113,6 +114,32 @@ async def test_unchanged_reads_commit_nothing_and_edits_commit_the_next_version(
     cs = (await asyncio.wait_for(anext(consumer), 5)).changeset
     assert cs.version == 2
     assert cs.ops[0] == InsertRows(tab=0, at=1, rows=(("0",),))
+
+
+async def test_small_reads_are_diffed_on_the_loop_and_large_ones_in_a_worker_thread(  # type: ignore[no-untyped-def]
+    parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, bus, sources, monitor = parts
+    threaded: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def recording_to_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(fn.__name__)
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(monitor_module.asyncio, "to_thread", recording_to_thread)
+    consumer = bus.consume("test")
+    await add(store, "a")
+    await monitor.start()
+    await eventually(lambda: "a" in sources)
+    small = [["h"], *([str(i)] for i in range(INLINE_DIFF_ROWS - 1))]
+    sources["a"].answer = grid(*small)  # nothing before it: INLINE_DIFF_ROWS rows in all
+    await asyncio.wait_for(anext(consumer), 5)
+    assert threaded == []
+    sources["a"].answer = grid(*small, ["one more"])
+    cs = (await asyncio.wait_for(anext(consumer), 5)).changeset
+    assert threaded == ["diff"]
+    assert cs.ops[0] == InsertRows(tab=0, at=INLINE_DIFF_ROWS, rows=(("one more",),))
 
 
 async def test_failing_source_gets_error_status_then_recovers(parts) -> None:  # type: ignore[no-untyped-def]
