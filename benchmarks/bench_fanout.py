@@ -15,6 +15,9 @@ one system pinned to CPU 0 and the load generator (`benchmarks/loadgen.py`, pico
 - burst: 50 changes, each made as soon as the previous one is committed (or sent): deliveries/s, latency
   p50/p99, the server's CPU time per delivery, and the load generator's CPU share (a run where it is above
   90 % is flagged: the client, not the server, may have set the pace);
+- isolated: the load generator is stopped (SIGSTOP) while 20 more changes are made, then resumed: the server's CPU
+  per delivery when no reader runs, so that neither the client's pace nor waking it up weighs on the figure (the
+  messages wait in the sockets' receive buffers, and every one must still arrive once the readers resume);
 - correctness: every client must get every version exactly once (missing and duplicates are counted).
 
 `run()` returns every run's figures, medians and the ratios of each system to raw picows; `benchmarks/run.py`
@@ -28,6 +31,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -49,6 +53,7 @@ from benchmarks.fanout_systems import (
 PACED_CHANGES = 20
 PACED_INTERVAL_S = 0.2
 BURST_CHANGES = 50
+ISOLATED_CHANGES = 20
 REFERENCE = "picows"
 DEFAULT_SYSTEMS = ("fast", "asgi", "picows", "node", "websockets", "socketio")
 SATURATED_PCT = 90.0
@@ -124,6 +129,7 @@ def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = 
         if not memory_only:
             figures.update(_paced(target, loadgen))
             figures.update(_burst(target, loadgen))
+            figures.update(_isolated(target, loadgen))
         loadgen.send(cmd="quit")
         loadgen.expect("closed", timeout=120)
         return figures
@@ -218,6 +224,32 @@ def _burst(target: System, loadgen: Child) -> dict[str, Any]:
     }
 
 
+def _isolated(target: System, loadgen: Child) -> dict[str, Any]:
+    first = target.version() + 1
+    loadgen.send(cmd="mark")
+    loadgen.expect("marked", timeout=30)
+    os.kill(loadgen.pid, signal.SIGSTOP)
+    try:
+        cpu_before = cpu_seconds(target.pid)
+        for _ in range(ISOLATED_CHANGES):
+            target.change_and_wait()
+        last = target.settle(0)
+        time.sleep(0.2)  # the last change's sends: settle() may return as it is committed, before it is sent
+        user, system = (after - before for after, before in zip(cpu_seconds(target.pid), cpu_before, strict=True))
+    finally:
+        os.kill(loadgen.pid, signal.SIGCONT)
+    loadgen.send(cmd="collect", vmin=first, vmax=last, idle_s=20)
+    stats = loadgen.expect("stats", timeout=900)
+    _report_losses("isolated", stats)
+    owed = stats["expected"]  # per delivery the server owed: a lost message cannot make the figure look cheaper
+    return {
+        "isolated_missing": stats["missing"],
+        "isolated_duplicates": stats["duplicates"],
+        "isolated_cpu_per_delivery_us": 1e6 * (user + system) / owed if owed else float("nan"),
+        "isolated_user_cpu_per_delivery_us": 1e6 * user / owed if owed else float("nan"),
+    }
+
+
 # --- several runs ---------------------------------------------------------------------------------------------------
 
 # The figures summarised and compared, with how to print them.
@@ -236,6 +268,8 @@ METRICS: dict[str, str] = {
     "burst_server_cpu_pct": "server CPU during the burst (%)",
     "burst_loadgen_cpu_pct": "load generator CPU during the burst (%)",
     "burst_loadgen_cpu_per_delivery_us": "load generator CPU per delivery (µs)",
+    "isolated_cpu_per_delivery_us": "server CPU per delivery with the readers stopped (µs)",
+    "isolated_user_cpu_per_delivery_us": "of which in the server's own code (user, µs)",
     "burst_server_wait_pct": "server waiting for a CPU during the burst (% of wall)",
     "burst_loadgen_wait_pct": "load generator waiting for a CPU during the burst (% of wall)",
     "subscribe_s": "time to subscribe all connections (s)",
@@ -244,9 +278,12 @@ METRICS: dict[str, str] = {
 # The figures whose ratio to raw picows means something (not the CPU shares and waits of the run).
 COMPARED = (
     "burst_rate", "cpu_per_delivery_us", "paced_p50_ms", "paced_p99_ms", "burst_p50_ms", "burst_p99_ms",
-    "mem_per_conn_kib",
+    "mem_per_conn_kib", "isolated_cpu_per_delivery_us",
 )  # fmt: skip
-CORRECTNESS = ("paced_missing", "paced_duplicates", "burst_missing", "burst_duplicates", "dropped_connections")
+CORRECTNESS = (
+    "paced_missing", "paced_duplicates", "burst_missing", "burst_duplicates", "isolated_missing",
+    "isolated_duplicates", "dropped_connections",
+)  # fmt: skip
 
 
 def summarize(values: list[Any]) -> dict[str, float]:
@@ -310,6 +347,7 @@ def run(
         "paced_changes": PACED_CHANGES,
         "paced_interval_s": PACED_INTERVAL_S,
         "burst_changes": BURST_CHANGES,
+        "isolated_changes": ISOLATED_CHANGES,
         "reference": REFERENCE,
         "labels": {name: SYSTEMS[name] for name in systems},
         "per_run": per_system,

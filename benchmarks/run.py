@@ -70,6 +70,10 @@ FANOUT_METHOD = """\
   change overlaps the next. **Deliveries/s** = deliveries / (last receive - first change's `at`). **CPU per
   delivery** = the server's utime + stime over the burst / deliveries (sheetstream's includes reading, diffing and
   committing each change and the refresh request).
+- **Readers stopped**: then the load generator is stopped (SIGSTOP) for {isolated} more changes, made the same
+  way, and resumed: the server's CPU per delivery when no client reads, so that the client's pace (and waking
+  it up) does not weigh on the figure. The messages wait in the sockets' receive buffers; once resumed, every
+  connection must still get every one of them.
 - **Correctness**: every connection must receive every version once; missing and duplicated
   (connection, version) pairs are counted over all runs and must be 0.
 - *Waiting for a CPU* is the run-queue wait of the process's main thread (`/proc/PID/schedstat`): how much the
@@ -262,6 +266,7 @@ def render(
         paced=fanout["paced_changes"],
         interval=fanout["paced_interval_s"] * 1000,
         burst=fanout["burst_changes"],
+        isolated=fanout.get("isolated_changes", bench_fanout.ISOLATED_CHANGES),
     )
     parts = [
         INTRO.format(systems=", ".join(bench_fanout.SYSTEMS)),
