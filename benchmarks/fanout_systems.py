@@ -2,9 +2,9 @@
 
 - `Sheetstream`: the real server (`python -m sheetstream serve`, SQLite store, a CSV file source), on its ASGI
   `/v1/ws` (`fast=False`) or its picows listener (`--ws-port`, `fast=True`). A change rewrites the CSV (atomically,
-  so the source is registered with `settle_s` 0) and calls `POST /v1/sources/{id}/refresh`; the driver learns the
-  committed version from the SQLite file itself (a read-only connection), so that waiting for a commit costs the
-  server nothing. `untuned=True` runs it with the collector tuning of `sheetstream.runtime.gc_tuning` switched off,
+  so the source is registered with `settle_s` 0) and calls `POST /v1/sources/{id}/refresh`; the driver learns of
+  each new version as a client would, from a WebSocket subscription of its own (one connection more, opened
+  before the load generator's), which costs neither side a poll. `untuned=True` runs it with the collector tuning of `sheetstream.runtime.gc_tuning` switched off,
   to show what it changes.
 - `Baseline`: a server of `benchmarks/baselines/` (picows, websockets, python-socketio, Node `ws`); a change is a
   command on its stdin, answered once every send returned.
@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import orjson
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 REPO = Path(__file__).resolve().parent.parent
 SEND_QUEUE_SIZE = 4096
@@ -292,6 +295,9 @@ class Sheetstream:
         self.url = ""
         self.http: httpx.Client | None = None
         self.db: sqlite3.Connection | None = None
+        self.ws: ClientConnection | None = None
+        self.seen = 0
+        """The last version the driver's own subscription received."""
 
     def start(self) -> None:
         """Start the server, register the CSV source and wait for its first version."""
@@ -333,6 +339,9 @@ class Sheetstream:
         self.source_id = response.json()["id"]
         self.db = sqlite3.connect(f"file:{self.workdir / 'b.db'}?mode=ro", uri=True, check_same_thread=False)
         self._wait_version(lambda v: v >= 1, "the first read", timeout=30)
+        self.ws = ws_connect(self.url, compression=None, max_size=None, open_timeout=30)
+        self.ws.send(orjson.dumps({"type": "subscribe", "id": "driver", "source": self.source_id}).decode())
+        self.seen = self._next_version(lambda message: message["type"] == "snapshot", "its snapshot")
 
     def _wait_healthy(self) -> None:
         assert self.server is not None and self.http is not None
@@ -384,10 +393,24 @@ class Sheetstream:
             raise BenchError(f"POST refresh answered {response.status_code}: {response.text[:300]}")
 
     def change_and_wait(self) -> None:
-        """Make a change and wait until the version moved (the commit, not the delivery)."""
-        before = self.version()
+        """Make a change and wait until the driver's own subscription got the next version."""
+        before = self.seen
         self.change()
-        self._wait_version(lambda v: v > before, "a new version", timeout=60)
+        self.seen = self._next_version(lambda m: m["type"] == "change" and m["version"] > before, "a new version")
+
+    def _next_version(self, wanted: Any, what: str, timeout: float = 60) -> int:
+        """Read the driver's subscription until a message is `wanted`; its version."""
+        assert self.ws is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = orjson.loads(self.ws.recv(timeout=max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                raise BenchError(f"source {self.source_id}: the driver got no {what} in {timeout:.0f} s") from None
+            if message["type"] == "error":
+                raise BenchError(f"source {self.source_id}: the driver's subscription failed: {message}")
+            if wanted(message):
+                return int(message["version"])
 
     def settle(self, changes_sent: int) -> int:
         """Wait until the committed snapshot holds the last value written; return that version."""
@@ -400,6 +423,7 @@ class Sheetstream:
             body = response.json()
             rows = body["tabs"][0]["rows"] if body["tabs"] else []
             if len(rows) > 1 and len(rows[1]) > 1 and str(rows[1][1]) == want:
+                self.seen = max(self.seen, int(body["version"]))  # what the subscription still holds is older
                 return int(body["version"])
             if time.monotonic() > deadline:
                 raise BenchError(f"the last change (B2={want}) was not committed within 60 s")
@@ -407,6 +431,8 @@ class Sheetstream:
 
     def stop(self) -> None:
         """Stop the server."""
+        if self.ws is not None:
+            self.ws.close()
         if self.http is not None:
             self.http.close()
         if self.db is not None:
