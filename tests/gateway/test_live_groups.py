@@ -228,19 +228,23 @@ async def test_a_lane_takes_the_group_in_one_call_and_a_peer_that_stops_being_di
     hub = Hub(store, Settings(anonymous=True, max_messages_per_s=0))
     feed = Feed(store, hub, record, record.epoch, LanePeer)
     LANE.calls.clear()
-    lane_peers = await subscribe_all(feed, 3)
+    lane_peers = await subscribe_all(feed, 8)
     feed.peer = RecordingPeer
     pushed = await subscribe_all(feed, 2)  # a group can mix transports: these have no lane
     await feed.commit()  # one by one: every session takes it and joins the group
     assert LANE.calls == []
     await feed.commit()
-    assert LANE.calls == [3]  # the three lane peers in one call; the two others pushed to
+    assert LANE.calls == [8]  # the eight lane peers in one call; the two others pushed to
+    fanout = hub.groups[record.id].fanout
+    assert fanout is not None
+    ((_lane, targets),) = fanout.lanes
+    assert targets == sorted(lane_peers, key=id)  # in memory order, whatever order they subscribed in
     lane_peers[0].fill(hub)  # it stops being direct: the group sorts its members again
     await feed.commit()
-    assert LANE.calls == [3, 2]
+    assert LANE.calls == [8, 7]
     assert lane_peers[0].close_code == CLOSE_SLOW_CONSUMER and lane_peers[0].id not in hub.sessions
     await feed.commit()
-    assert LANE.calls == [3, 2, 2]
-    assert [stream_state(p) for p in (*lane_peers[1:], *pushed)] == [(feed.epoch, 4)] * 4
+    assert LANE.calls == [8, 7, 7]
+    assert [stream_state(p) for p in (*lane_peers[1:], *pushed)] == [(feed.epoch, 4)] * 9
     await hub.close()
     await store.close()
