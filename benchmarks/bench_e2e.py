@@ -136,7 +136,7 @@ def run(
 ) -> dict[str, Any]:
     """Start the server and the subscribers, time `changes` writes per mode; return the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        server = Sheetstream("e2e", Path(tmp), fast=listener == "fast", settle_s=0)
+        server = Sheetstream("e2e", Path(tmp), fast=listener == "fast", follow=False)
         loadgen: Child | None = None
         emulator: Emulator | None = None
         try:

@@ -280,7 +280,14 @@ class Sheetstream:
     protocol = "sheetstream"
 
     def __init__(
-        self, name: str, workdir: Path, *, fast: bool, untuned: bool = False, settle_s: float = 0.0
+        self,
+        name: str,
+        workdir: Path,
+        *,
+        fast: bool,
+        untuned: bool = False,
+        settle_s: float = 0.0,
+        follow: bool = True,
     ) -> None:
         self.name = name
         self.settle_s = settle_s
@@ -295,6 +302,8 @@ class Sheetstream:
         self.url = ""
         self.http: httpx.Client | None = None
         self.db: sqlite3.Connection | None = None
+        self.follow = follow
+        """Whether the driver subscribes to the source itself (`change_and_wait` needs it)."""
         self.ws: ClientConnection | None = None
         self.seen = 0
         """The last version the driver's own subscription received."""
@@ -339,6 +348,8 @@ class Sheetstream:
         self.source_id = response.json()["id"]
         self.db = sqlite3.connect(f"file:{self.workdir / 'b.db'}?mode=ro", uri=True, check_same_thread=False)
         self._wait_version(lambda v: v >= 1, "the first read", timeout=30)
+        if not self.follow:
+            return
         self.ws = ws_connect(self.url, compression=None, max_size=None, open_timeout=30)
         self.ws.send(orjson.dumps({"type": "subscribe", "id": "driver", "source": self.source_id}).decode())
         self.seen = self._next_version(lambda message: message["type"] == "snapshot", "its snapshot")
