@@ -4,8 +4,8 @@
   `/v1/ws` (`fast=False`) or its picows listener (`--ws-port`, `fast=True`). A change rewrites the CSV (atomically,
   so the source is registered with `settle_s` 0) and calls `POST /v1/sources/{id}/refresh`; the driver learns of
   each new version as a client would, from a WebSocket subscription of its own (one connection more, opened
-  before the load generator's), which costs neither side a poll. `untuned=True` runs it with the collector tuning of `sheetstream.runtime.gc_tuning` switched off,
-  to show what it changes.
+  before the load generator's), which costs neither side a poll. `untuned=True` runs it with the collector
+  tuning of `sheetstream.runtime.gc_tuning` switched off, to show what it changes.
 - `Baseline`: a server of `benchmarks/baselines/` (picows, websockets, python-socketio, Node `ws`); a change is a
   command on its stdin, answered once every send returned.
 
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -286,11 +287,9 @@ class Sheetstream:
         *,
         fast: bool,
         untuned: bool = False,
-        settle_s: float = 0.0,
         follow: bool = True,
     ) -> None:
         self.name = name
-        self.settle_s = settle_s
         self.workdir = workdir
         self.fast = fast
         self.untuned = untuned
@@ -315,7 +314,7 @@ class Sheetstream:
         # `write` replaces the file atomically (a temporary file renamed over it), so a read never sees half a
         # file and there is nothing to wait for: settle_s 0, as docs/rest.md advises for such writers. The
         # default (50 ms) would hold back every read that follows a write by up to that long.
-        config: dict[str, Any] = {"path": str(self.csv), "settle_s": self.settle_s}
+        config: dict[str, Any] = {"path": str(self.csv), "settle_s": 0}
         self.register("file", config, poll_interval_s=30)
 
     def start_server(self, *extra: str, port: int | None = None) -> int:
@@ -409,7 +408,7 @@ class Sheetstream:
         self.change()
         self.seen = self._next_version(lambda m: m["type"] == "change" and m["version"] > before, "a new version")
 
-    def _next_version(self, wanted: Any, what: str, timeout: float = 60) -> int:
+    def _next_version(self, wanted: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60) -> int:
         """Read the driver's subscription until a message is `wanted`; its version."""
         assert self.ws is not None
         deadline = time.monotonic() + timeout

@@ -61,13 +61,13 @@ class Recorder:
         """Handle one text frame; True when it was the connection's snapshot."""
         return self.on_decoded(index, orjson.loads(payload), len(payload))
 
-    def on_decoded(self, index: int, message: dict[str, Any], size: int) -> bool:
-        """Handle one decoded message of `size` bytes on the wire; True when it was the connection's snapshot."""
-        now = time.time()
+    def on_decoded(self, index: int, message: dict[str, Any], size: int, received: float | None = None) -> bool:
+        """Handle one decoded message of `size` bytes on the wire, received at `received` (`time.time()`, now if
+        None); True when it was the connection's snapshot."""
         kind = message.get("type")
         if kind == "change":
             version = message["version"]
-            self.records.append((index, version, now, message["at"]))
+            self.records.append((index, version, time.time() if received is None else received, message["at"]))
             if index == 0:
                 self.frame_bytes[version] = size
             return False
@@ -87,12 +87,7 @@ class Recorder:
         raw, self.raw = self.raw or [], []
         for index, payload, received in raw:
             message = orjson.loads(payload[2:])[1] if self.socketio else orjson.loads(payload)
-            if message.get("type") == "change":
-                self.records.append((index, message["version"], received, message["at"]))
-                if index == 0:
-                    self.frame_bytes[message["version"]] = len(payload)
-            else:
-                self.on_decoded(index, message, len(payload))
+            self.on_decoded(index, message, len(payload), received)
 
     def on_failure(self, index: int, exc: BaseException) -> None:
         """A connection could not connect or subscribe."""

@@ -121,7 +121,8 @@ class Peer(Protocol):
 
     def direct(self) -> tuple[Lane, Any] | None:
         """While a message given now goes straight to the socket, queued nowhere: the lane and this peer's target
-        in it (see `Lane`). None otherwise; such a peer must call `Hub.direct_changed` when that stops."""
+        in it (see `Lane`). None otherwise. A peer that can be direct calls `Hub.direct_changed` when it stops being
+        so (it must: the group would go on writing through the lane) and when it starts again."""
 
 
 class Lane(Protocol):
@@ -262,7 +263,7 @@ class FanOut:
     """A live group's members sorted by how they take a change: per lane, all at once, or one by one (`push`)."""
 
     direct_epoch: int
-    """`Hub.direct_epoch` when it was worked out: any peer that stopped being direct since makes it stale."""
+    """`Hub.direct_epoch` when it was worked out: a peer that stopped or started being direct since makes it stale."""
     lanes: list[tuple[Lane, list[Any]]]
     one_by_one: list[Peer]
 
@@ -287,7 +288,7 @@ class Hub:
         self.groups: dict[str, LiveGroup] = {}
         """Per source, its subscribers that take the next change in one loop (see `LiveGroup`)."""
         self.direct_epoch = 0
-        """Counts the times a peer stopped taking messages directly (`direct_changed`)."""
+        """Counts the times a peer stopped or started taking messages directly (`direct_changed`)."""
         self.admission = admission or Admission(settings)
         self.max_frame_bytes = settings.max_frame_bytes
         self.send_queue_size = settings.send_queue_size

@@ -5,10 +5,10 @@ live change is written to each socket straight from the hub's loop: picows write
 the message encoded once for everyone (`Outgoing.framed`, nothing copied) and `send(2)`s it at once while the
 socket's buffer is empty. A live group's members that are in that state are written to through `DIRECT_LANE`,
 in one call whose loop over their transports runs in C; a connection that leaves that state (or comes back to
-it) tells the hub (`Hub.direct_changed`), which sorts the group's members again before the next change. Only when the transport holds more than its high-water mark (asyncio calls
-`pause_writing`) are messages queued per connection, `send_queue_size` at most; one more closes the connection
-with 4008 (slow consumer), as on the ASGI path. Client frames go to the same `Hub`: same sessions, routing,
-store reads and wire protocol.
+it) tells the hub (`Hub.direct_changed`), which sorts the group's members again before the next change. Only
+when the transport holds more than its high-water mark (asyncio calls `pause_writing`) are messages queued per
+connection, `send_queue_size` at most; one more closes the connection with 4008 (slow consumer), as on the ASGI
+path. Client frames go to the same `Hub`: same sessions, routing, store reads and wire protocol.
 
 Limits and close codes are those of the ASGI endpoint: a frame or fragmented message larger than
 `max_frame_bytes` closes with 1009, text that is not UTF-8 with 1007, a keepalive ping unanswered for
