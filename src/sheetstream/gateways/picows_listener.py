@@ -42,13 +42,13 @@ from picows import (
     WSMsgType,
     WSTransport,
     WSUpgradeRequest,
-    ws_create_server,
 )
 
 from sheetstream.auth.tokens import Grant
 from sheetstream.core.messages import CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG
 from sheetstream.gateways.admission import Handshake, Refusal, read_handshake
 from sheetstream.gateways.local import WS_PATH, Hub, Lane, Outgoing
+from sheetstream.gateways.picows_server import create_server
 from sheetstream.runtime.settings import Settings
 
 log = logging.getLogger("sheetstream.gateway.picows")
@@ -311,19 +311,14 @@ class PicowsListener:
 
     async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> int:
         """Listen on `host:port` (0: any free port), over TLS (wss://) given `ssl`; return the port."""
-        self._server = await ws_create_server(
+        self._server = await create_server(
             self._route,
             host,
             port,
-            websocket_handshake_timeout=10,
-            logger_name=self._logger,
-            enable_auto_ping=False,  # one keepalive timer for all, not a task per connection
-            enable_auto_pong=True,
+            logger=self._logger,
+            handshake_timeout_s=10,
             max_frame_size=self.max_frame_bytes,
-            read_buffer_init_size=READ_BUFFER_BYTES,
-            # asyncio's own transport: picows writes to the socket itself while its buffer is empty, so the
-            # faster aiofastnet transport saves little here and costs about 5 KiB more per connection.
-            use_aiofastnet=False,
+            read_buffer_size=READ_BUFFER_BYTES,
             backlog=2048,
             ssl=ssl,
         )
