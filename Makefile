@@ -40,9 +40,10 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# BENCH_ARGS="--json bench.json" keeps every figure (python -m benchmarks.run --help).
 bench: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # 1,000 WebSocket clients dropping and resuming at random for 2 minutes while changes stream (docs/operations.md);
 # more options with SOAK_ARGS="--seed 2 --json soak.json" (python -m benchmarks.soak --help).

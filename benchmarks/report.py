@@ -210,8 +210,8 @@ def reading(result: dict[str, Any]) -> str:
     )
     parts.append(
         f"Of the picows listener's {fmt(user + system)} µs of CPU per delivery, {fmt(system)} µs are the kernel's "
-        f"(the socket send itself) and {fmt(user)} µs its own: the send through picows (with asyncio's transport, "
-        "whose buffer check is a Python call per send), the hub's fan-out to the source's live group (one call "
+        f"(the socket send itself) and {fmt(user)} µs its own: the send through picows (on asyncio's transport, "
+        "its buffer check answered in C), the hub's fan-out to the source's live group (one call "
         "per change for the subscribers in step, looping over their sockets in C; the sessions decide only for "
         "those that are not), and each change's read, diff, commit and refresh request shared by all subscribers."
     )
