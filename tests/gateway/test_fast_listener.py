@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from tests.e2e.harness import ServerProcess, free_port, write_atomically
 from tests.e2e.harness import wait_for as poll_until
 
 from .conftest import FastStack, fast_stack, recv, send, subscribe, wait_for
+from .rawws import masked_frame, upgrade_request
 
 
 @pytest.fixture
@@ -50,9 +49,9 @@ async def test_an_oversized_message_closes_with_1009_and_others_are_unaffected(f
 
 async def test_invalid_utf8_closes_with_1007(stack: FastStack) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", stack.listener.port)
-    writer.write(_upgrade_request(stack.listener.port))
+    writer.write(upgrade_request(stack.listener.port))
     assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-    writer.write(_masked_frame(0x1, b"\xff\xfe"))  # a text frame that is not UTF-8
+    writer.write(masked_frame(0x1, b"\xff\xfe"))  # a text frame that is not UTF-8
     header = await asyncio.wait_for(reader.readexactly(4), 5)
     assert header[0] == 0x88 and int.from_bytes(header[2:4], "big") == 1007
     writer.close()
@@ -130,7 +129,7 @@ async def test_a_silent_peer_is_pinged_then_closed_with_1011() -> None:
     settings = Settings(anonymous=True, ping_interval_s=0.2, ping_timeout_s=0.4)
     async with fast_stack(settings=settings) as stack, connect(stack.url) as live:
         reader, writer = await asyncio.open_connection("127.0.0.1", stack.listener.port)
-        writer.write(_upgrade_request(stack.listener.port))
+        writer.write(upgrade_request(stack.listener.port))
         await reader.readuntil(b"\r\n\r\n")
         received = await asyncio.wait_for(reader.read(), 10)  # never answered: read until the server hangs up
         assert received[:1] == b"\x89", "the first frame was not a ping"
@@ -177,17 +176,3 @@ async def test_serve_with_ws_port_delivers_the_same_bytes_on_both_endpoints(tmp_
             assert frames[0] == frames[1] and '"new":"3"' in frames[0]
     finally:
         server.stop()
-
-
-def _upgrade_request(port: int) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
-def _masked_frame(opcode: int, payload: bytes) -> bytes:
-    """One client frame (clients must mask), with a payload under 126 bytes."""
-    mask = os.urandom(4)
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

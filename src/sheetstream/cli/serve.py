@@ -139,6 +139,14 @@ def serve(
             help="Also serve /v1/ws on this port with the fast (picows) listener; /v1/ws on --port stays.",
         ),
     ] = None,
+    ws_deflate: Annotated[
+        bool,
+        typer.Option(
+            envvar="SHEETSTREAM_WS_DEFLATE",
+            help="Let clients of the fast listener negotiate permessage-deflate; each message is compressed once "
+            "and the frame shared by all of them.",
+        ),
+    ] = False,
     google_reads_per_min: Annotated[
         int,
         typer.Option(

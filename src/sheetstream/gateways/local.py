@@ -62,6 +62,7 @@ from sheetstream.core.subscriptions import SubscriptionTable
 from sheetstream.errors import SourceNotFound
 from sheetstream.gateways.admission import Admission, Refusal, read_handshake
 from sheetstream.gateways.base import Gateway
+from sheetstream.gateways.deflate import deflate
 from sheetstream.gateways.grants import TokenTimers
 from sheetstream.runtime import metrics
 from sheetstream.runtime.settings import Settings
@@ -77,7 +78,7 @@ SEND_BATCH = 256
 class Outgoing:
     """One encoded message for any number of connections; each form a transport writes is made once, then shared."""
 
-    __slots__ = ("_framed", "_text", "data")
+    __slots__ = ("_deflated", "_framed", "_text", "data")
 
     HEADROOM = 14
     """The longest WebSocket frame header: room left in front of `framed` for a transport to write it in place."""
@@ -86,6 +87,7 @@ class Outgoing:
         self.data = data
         self._text: str | None = None
         self._framed: bytearray | None = None
+        self._deflated: bytearray | None = None
 
     @property
     def text(self) -> str:
@@ -100,6 +102,14 @@ class Outgoing:
         if self._framed is None:
             self._framed = bytearray(self.HEADROOM) + self.data
         return self._framed
+
+    @property
+    def deflated(self) -> bytearray:
+        """As `framed`, the message compressed on its own (permessage-deflate, no context takeover): one frame
+        payload shared by every connection that negotiated compression."""
+        if self._deflated is None:
+            self._deflated = bytearray(self.HEADROOM) + deflate(self.data)
+        return self._deflated
 
 
 class Peer(Protocol):

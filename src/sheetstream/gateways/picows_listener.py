@@ -42,10 +42,13 @@ from picows import (
     WSMsgType,
     WSTransport,
     WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
 )
 
 from sheetstream.auth.tokens import Grant
 from sheetstream.core.messages import CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG
+from sheetstream.gateways import deflate
 from sheetstream.gateways.admission import Handshake, Refusal, read_handshake
 from sheetstream.gateways.local import WS_PATH, Hub, Lane, Outgoing
 from sheetstream.gateways.picows_server import create_server
@@ -92,12 +95,28 @@ class _DirectLane:
 DIRECT_LANE: Lane = _DirectLane()
 
 
+class _DeflateLane:
+    """As `_DirectLane`, for connections that negotiated permessage-deflate: one compressed frame for them all."""
+
+    def send_all(self, targets: list[WSTransport], out: Outgoing) -> None:
+        """Write `out`, compressed once (RSV1 set) unless it is short, to each transport."""
+        if len(out.data) < deflate.MIN_BYTES:
+            DIRECT_LANE.send_all(targets, out)
+            return
+        send = methodcaller("send_reuse_external_bytearray", TEXT, out.deflated, HEADROOM, True, True)
+        deque(map(send, targets), maxlen=0)
+
+
+DEFLATE_LANE: Lane = _DeflateLane()
+
+
 class PicowsConnection(WSListener):
     """One socket: picows calls its `on_ws_*` methods, the hub its `push` and `close` (the `Peer` protocol)."""
 
     __slots__ = (
         "_close_timer",
         "_direct",
+        "_fragment_compressed",
         "_fragment_kind",
         "_fragment_size",
         "_fragments",
@@ -107,14 +126,17 @@ class PicowsConnection(WSListener):
         "_pending_close",
         "_send",
         "close_code",
+        "deflate",
         "id",
         "next_ping_at",
         "ping_sent_at",
         "transport",
     )
 
-    def __init__(self, listener: PicowsListener) -> None:
+    def __init__(self, listener: PicowsListener, *, deflate: bool = False) -> None:
         self._listener = listener
+        self.deflate = deflate
+        """Whether it negotiated permessage-deflate: longer messages go compressed (`Outgoing.deflated`)."""
         self.id = ""
         self.close_code: int | None = None
         self.transport: WSTransport | None = None
@@ -128,6 +150,7 @@ class PicowsConnection(WSListener):
         self._close_timer: asyncio.TimerHandle | None = None
         self._fragments: list[bytes] | None = None
         self._fragment_kind = TEXT
+        self._fragment_compressed = False
         self._fragment_size = 0
         self.ping_sent_at: float | None = None
         self.next_ping_at = 0.0
@@ -137,7 +160,7 @@ class PicowsConnection(WSListener):
     def push(self, out: Outgoing) -> bool:
         """Write one message now, or queue it while the transport is above its high-water mark."""
         if self._direct:
-            self._send(TEXT, out.framed, HEADROOM)
+            self._write(out)
             return True
         if self.close_code is not None:
             return True  # closing: messages after the close would never be sent anyway
@@ -152,7 +175,15 @@ class PicowsConnection(WSListener):
     def direct(self) -> tuple[Lane, WSTransport] | None:
         """While `push` would write at once: the lane that writes to many such connections in one call."""
         transport = self.transport
-        return (DIRECT_LANE, transport) if self._direct and transport is not None else None
+        if not self._direct or transport is None:
+            return None
+        return (DEFLATE_LANE if self.deflate else DIRECT_LANE), transport
+
+    def _write(self, out: Outgoing) -> None:
+        if self.deflate and len(out.data) >= deflate.MIN_BYTES:
+            self._send(TEXT, out.deflated, HEADROOM, True, True)  # fin, rsv1: a compressed message
+        else:
+            self._send(TEXT, out.framed, HEADROOM)
 
     def _stop_direct(self) -> None:
         if self._direct:
@@ -201,9 +232,8 @@ class PicowsConnection(WSListener):
         if pending is None:
             self._start_direct()
             return
-        assert self.transport is not None
         while pending and not self._paused:  # a write may push the transport over the mark again
-            self.transport.send_reuse_external_bytearray(TEXT, pending.popleft().framed, HEADROOM)
+            self._write(pending.popleft())
         if pending:
             return
         self._pending = None
@@ -244,6 +274,9 @@ class PicowsConnection(WSListener):
 
     def _data_frame(self, kind: WSMsgType, frame: WSFrame) -> None:
         fragments = self._fragments
+        if frame.rsv1 and (kind == WSMsgType.CONTINUATION or not self.deflate):
+            self._listener.protocol_error(self, "RSV1 set on a frame that cannot be compressed")
+            return
         if kind == WSMsgType.CONTINUATION:
             if fragments is None:
                 self._listener.protocol_error(self, "continuation frame without a first fragment")
@@ -252,12 +285,13 @@ class PicowsConnection(WSListener):
             self._listener.protocol_error(self, "new message before the last fragmented one ended")
             return
         elif frame.fin:
-            self._message(kind, frame.get_payload_as_bytes())
+            self._message(kind, frame.get_payload_as_bytes(), frame.rsv1)
             return
         else:
             fragments = self._fragments = []
             self._fragment_size = 0
             self._fragment_kind = kind
+            self._fragment_compressed = frame.rsv1
         self._fragment_size += frame.payload_size
         if self._fragment_size > self._listener.max_frame_bytes:
             self._fragments = None
@@ -266,9 +300,18 @@ class PicowsConnection(WSListener):
         fragments.append(frame.get_payload_as_bytes())
         if frame.fin:
             self._fragments = None
-            self._message(self._fragment_kind, b"".join(fragments))
+            self._message(self._fragment_kind, b"".join(fragments), self._fragment_compressed)
 
-    def _message(self, kind: WSMsgType, payload: bytes) -> None:
+    def _message(self, kind: WSMsgType, payload: bytes, compressed: bool) -> None:
+        if compressed:
+            try:
+                payload = deflate.inflate(payload, max_size=self._listener.max_frame_bytes)
+            except deflate.TooBig:
+                self.close(CLOSE_MESSAGE_TOO_BIG, "message too big", drop_queued=True)
+                return
+            except deflate.InflateError:
+                self.close(CLOSE_INVALID_TEXT, "invalid compressed message", drop_queued=True)
+                return
         hub = self._listener.hub
         if kind != TEXT:
             hub.receive(self.id, None)  # binary: the session answers with an error
@@ -297,6 +340,8 @@ class PicowsListener:
         self.hub = hub
         self.max_frame_bytes = settings.max_frame_bytes
         self.send_queue_size = settings.send_queue_size
+        self.deflate = settings.ws_deflate
+        """Whether to accept permessage-deflate offers (`--ws-deflate`)."""
         self.ping_interval_s = settings.ping_interval_s
         self.ping_timeout_s = settings.ping_timeout_s
         self.close_timeout_s = close_timeout_s if close_timeout_s is not None else hub.close_timeout_s
@@ -348,10 +393,16 @@ class PicowsListener:
             await self._server.wait_closed()
             self._server = None
 
-    def _route(self, request: WSUpgradeRequest) -> PicowsConnection | None:
-        """A connection for `/v1/ws` (any query string); None answers 404."""
+    def _route(self, request: WSUpgradeRequest) -> PicowsConnection | WSUpgradeResponseWithListener | None:
+        """A connection for `/v1/ws` (any query string), compressed if both sides want it; None answers 404."""
         path = request.path.split(b"?", 1)[0]
-        return PicowsConnection(self) if path == WS_PATH.encode() else None
+        if path != WS_PATH.encode():
+            return None
+        accepted = deflate.negotiate(", ".join(request.headers.getall("Sec-WebSocket-Extensions", ())))
+        if not self.deflate or accepted is None:
+            return PicowsConnection(self)
+        response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Extensions": accepted})
+        return WSUpgradeResponseWithListener(response, PicowsConnection(self, deflate=True))
 
     def connected(self, conn: PicowsConnection, handshake: Handshake) -> None:
         """A handshake completed: check the connection and give it a session, or close it with the reason."""

@@ -26,7 +26,13 @@ from functools import partial
 from ssl import SSLContext
 from typing import Any
 
-from picows import WSAutoPingStrategy, WSListener, WSUpgradeRequest, ws_create_server
+from picows import (
+    WSAutoPingStrategy,
+    WSListener,
+    WSUpgradeRequest,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in picows' stubs
 
 log = logging.getLogger("sheetstream.gateway.picows")
@@ -60,7 +66,7 @@ class _ServerProtocol(WSProtocol):  # type: ignore[misc]  # WSProtocol is untype
 
 
 async def create_server(
-    listener_factory: Callable[[WSUpgradeRequest], WSListener | None],
+    listener_factory: Callable[[WSUpgradeRequest], WSListener | WSUpgradeResponseWithListener | None],
     host: str,
     port: int,
     *,

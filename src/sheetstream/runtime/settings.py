@@ -29,6 +29,8 @@ class Settings:
     log_level: str = "info"
     ws_port: int | None = None
     """Port of the fast WebSocket listener (picows, `/v1/ws`, beside the ASGI app's); None: not started."""
+    ws_deflate: bool = False
+    """Let the fast listener's clients negotiate permessage-deflate: each message is compressed once for all."""
 
     google_reads_per_min: int = 60
     """Sheets read requests per minute allowed to each Google identity (the scheduler uses `google_target` of it)."""
