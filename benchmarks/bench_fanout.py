@@ -208,6 +208,7 @@ def _burst(target: System, loadgen: Child) -> dict[str, Any]:
         "burst_rate": deliveries / window if deliveries and window > 0 else float("nan"),
         "burst_p50_ms": stats["latency_p50_ms"],
         "burst_p99_ms": stats["latency_p99_ms"],
+        **_backlog(stats["by_version_ms"]),
         "cpu_per_delivery_us": 1e6 * cpu / deliveries if deliveries else float("nan"),
         "user_cpu_per_delivery_us": 1e6 * user / deliveries if deliveries else float("nan"),
         "system_cpu_per_delivery_us": 1e6 * system / deliveries if deliveries else float("nan"),
@@ -221,6 +222,22 @@ def _burst(target: System, loadgen: Child) -> dict[str, Any]:
         "burst_gc_share_pct": 100 * gc["total_ms"] / 1000 / wall,
         "burst_server_wait_pct": 100 * wait / wall,
         "burst_loadgen_wait_pct": 100 * stats["loadgen_runqueue_wait_s"] / stats["loadgen_wall_s"],
+    }
+
+
+def _backlog(by_version_ms: dict[str, list[float]], changes: int = 10) -> dict[str, float]:
+    """The burst's median latency over its first and its last `changes` changes (the median of their medians).
+
+    When a server sends faster than the load generator reads, the client falls behind as the burst goes on: the
+    last changes wait behind the earlier ones at the client, and the burst's latencies measure that backlog more
+    than the server.
+    """
+    medians = [by_version_ms[v][0] for v in sorted(by_version_ms, key=int)]
+    if len(medians) < 2 * changes:
+        return {"burst_first_p50_ms": float("nan"), "burst_last_p50_ms": float("nan")}
+    return {
+        "burst_first_p50_ms": statistics.median(medians[:changes]),
+        "burst_last_p50_ms": statistics.median(medians[-changes:]),
     }
 
 
@@ -262,6 +279,8 @@ METRICS: dict[str, str] = {
     "paced_p99_ms": "paced latency p99 (ms)",
     "burst_p50_ms": "burst latency p50 (ms)",
     "burst_p99_ms": "burst latency p99 (ms)",
+    "burst_first_p50_ms": "burst latency p50, first 10 changes (ms)",
+    "burst_last_p50_ms": "burst latency p50, last 10 changes (ms)",
     "mem_per_conn_kib": "server memory per connection (KiB)",
     "burst_gc_max_ms": "longest garbage-collection pause in the burst (ms)",
     "burst_gc_share_pct": "burst time in collections of 5 ms or more (%)",

@@ -232,6 +232,18 @@ def reading(result: dict[str, Any]) -> str:
         "messages, and each send must then wake it, in the sender's system time. The figure with the readers "
         "stopped leaves the client out: it is the steadier comparison of the servers' own cost."
     )
+    backlog = [
+        f"{result['labels'][n]} {fmt(_median(result, n, 'burst_first_p50_ms'))} to "
+        f"{fmt(_median(result, n, 'burst_last_p50_ms'))} ms"
+        for n in ("fast", "picows", "node", "websockets")
+        if n in result["summary"] and "burst_first_p50_ms" in result["summary"][n]
+    ]
+    if backlog:
+        parts.append(
+            "Burst latencies are partly the load generator's: when a server sends faster than it reads, the client "
+            "falls further behind with each change, and the later changes wait behind the earlier ones there. "
+            "Median latency over the burst's first 10 changes, then over its last 10: " + "; ".join(backlog) + "."
+        )
     waits = [_median(result, n, "burst_server_wait_pct") for n in result["summary"]]
     parts.append(
         f"Servers waited for their core {fmt(min(waits))}-{fmt(max(waits))} % of the burst (medians per system; "

@@ -53,8 +53,8 @@ FANOUT_METHOD = """\
   --send-queue-size {send_queue}` (plus `--ws-port P` for the picows listener), in its own process{pin_server}.
   It watches a CSV file ({rows} rows x 4 columns); a change rewrites the file atomically (so the source has
   `settle_s` 0: no wait for the file to settle) and calls `POST /v1/sources/{{id}}/refresh`, so each delivery went through the monitor's read and diff, the SQLite commit,
-  the in-process bus, the dispatcher and the hub's sessions. The driver learns of each commit by reading the SQLite
-  file (read-only), which costs the server nothing. *ASGI* is `/v1/ws` on the REST port (uvicorn, a send queue
+  the in-process bus, the dispatcher and the hub's sessions. The driver learns of each new version from a WebSocket
+  subscription of its own on the same endpoint (one more subscriber). *ASGI* is `/v1/ws` on the REST port (uvicorn, a send queue
   and writer task per connection); the *picows listener* writes each change to the sockets directly.
 - The peers are the servers of `benchmarks/baselines/`, each answering the same `subscribe` with a small snapshot
   and sending change messages of the same shape and size, encoded once, when the driver asks on stdin (no store,
@@ -66,8 +66,8 @@ FANOUT_METHOD = """\
   change's `at` (sheetstream: the commit time; peers: the send time; ms resolution, same clock).
 - **Memory**: the server's VmRSS after all subscriptions minus before, per connection.
 - **Paced**: {paced} changes, one every {interval:.0f} ms; latency p50/p99 over every delivery.
-- **Burst**: {burst} changes, each made as soon as the previous one is committed (peers: sent), so the fan-out of one
-  change overlaps the next. **Deliveries/s** = deliveries / (last receive - first change's `at`). **CPU per
+- **Burst**: {burst} changes, each made as soon as the previous one reached the driver's subscription (peers: as soon
+  as the server reports it sent), so the client may still be reading one change when the next arrives. **Deliveries/s** = deliveries / (last receive - first change's `at`). **CPU per
   delivery** = the server's utime + stime over the burst / deliveries (sheetstream's includes reading, diffing and
   committing each change and the refresh request).
 - **Readers stopped**: then the load generator is stopped (SIGSTOP) for {isolated} more changes, made the same
