@@ -55,7 +55,7 @@ PACED_INTERVAL_S = 0.2
 BURST_CHANGES = 50
 ISOLATED_CHANGES = 20
 REFERENCE = "picows"
-DEFAULT_SYSTEMS = ("fast", "asgi", "picows", "node", "websockets", "socketio")
+DEFAULT_SYSTEMS = ("fast", "asgi", "picows", "node", "websockets", "socketio", "fast-deflate")
 SATURATED_PCT = 90.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 __all__ = ["CSV_ROWS", "SEND_QUEUE_SIZE", "SYSTEMS", "run"]
@@ -111,6 +111,7 @@ def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = 
             [
                 sys.executable, "-m", "benchmarks.loadgen", "--url", target.url, "--source", target.source_id,
                 "--connections", str(connections), "--client", "picows", "--protocol", target.protocol,
+                *target.loadgen_args,
             ],
         )  # fmt: skip
         loadgen = Child("load generator", argv, workdir / f"loadgen-{name}.log")

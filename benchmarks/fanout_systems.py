@@ -225,6 +225,7 @@ class Baseline:
         self.gc_log = workdir / f"{name}-gc.log"
         self.url = ""
         self.protocol = self.kind.protocol
+        self.loadgen_args: tuple[str, ...] = ()
 
     def start(self) -> None:
         """Start the server and learn its port."""
@@ -287,12 +288,16 @@ class Sheetstream:
         *,
         fast: bool,
         untuned: bool = False,
+        deflate: bool = False,
         follow: bool = True,
     ) -> None:
         self.name = name
         self.workdir = workdir
         self.fast = fast
         self.untuned = untuned
+        self.deflate = deflate
+        self.loadgen_args: tuple[str, ...] = ("--deflate",) if deflate else ()
+        """Extra load generator options: its clients offer permessage-deflate when the listener compresses."""
         self.value = 0
         self.server: Child | None = None
         self.csv = workdir / "bench.csv"
@@ -330,6 +335,8 @@ class Sheetstream:
         ws_port = free_port() if self.fast else port
         if self.fast:
             args += ["--ws-port", str(ws_port)]
+        if self.deflate:
+            args += ["--ws-deflate"]
         argv = pinned(0, probed(self.gc_log, "sheetstream", *args, untuned=self.untuned))
         self.server = Child(f"{self.name} server", argv, self.workdir / f"{self.name}.log")
         self.url = f"ws://127.0.0.1:{ws_port}/v1/ws"
@@ -461,6 +468,7 @@ SYSTEMS: dict[str, str] = {
     "node": BASELINES["node"].label,
     "websockets": BASELINES["websockets"].label,
     "socketio": BASELINES["socketio"].label,
+    "fast-deflate": "sheetstream, picows listener, compress-once deflate (--ws-deflate)",
     "fast-untuned": "sheetstream, picows listener, collector not tuned",
     "asgi-untuned": "sheetstream, ASGI, collector not tuned",
 }
@@ -472,4 +480,10 @@ def make_system(name: str, workdir: Path) -> System:
         return Baseline(name, workdir)
     if name not in SYSTEMS:
         raise BenchError(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
-    return Sheetstream(name, workdir, fast=name.startswith("fast"), untuned=name.endswith("-untuned"))
+    return Sheetstream(
+        name,
+        workdir,
+        fast=name.startswith("fast"),
+        untuned=name.endswith("-untuned"),
+        deflate=name.endswith("-deflate"),
+    )

@@ -232,6 +232,15 @@ def reading(result: dict[str, Any]) -> str:
         "messages, and each send must then wake it, in the sender's system time. The figure with the readers "
         "stopped leaves the client out: it is the steadier comparison of the servers' own cost."
     )
+    if "fast-deflate" in result["summary"]:
+        parts.append(
+            "With `--ws-deflate` and every client offering permessage-deflate, the picows listener compresses each "
+            f"change once and sends the same frame to all: {fmt(_median(result, 'fast-deflate', 'cpu_per_delivery_us'))}"
+            f" µs of CPU per delivery (readers stopped: "
+            f"{fmt(_median(result, 'fast-deflate', 'isolated_cpu_per_delivery_us'))} µs), for messages of "
+            f"{fmt(_median(result, 'fast-deflate', 'frame_bytes'))} bytes instead of "
+            f"{fmt(_median(result, 'fast', 'frame_bytes'))}, with no compressor kept per connection."
+        )
     backlog = [
         f"{result['labels'][n]} {fmt(_median(result, n, 'burst_first_p50_ms'))} to "
         f"{fmt(_median(result, n, 'burst_last_p50_ms'))} ms"

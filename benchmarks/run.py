@@ -55,7 +55,10 @@ FANOUT_METHOD = """\
   `settle_s` 0: no wait for the file to settle) and calls `POST /v1/sources/{{id}}/refresh`, so each delivery went through the monitor's read and diff, the SQLite commit,
   the in-process bus, the dispatcher and the hub's sessions. The driver learns of each new version from a WebSocket
   subscription of its own on the same endpoint (one more subscriber). *ASGI* is `/v1/ws` on the REST port (uvicorn, a send queue
-  and writer task per connection); the *picows listener* writes each change to the sockets directly.
+  and writer task per connection); the *picows listener* writes each change to the sockets directly. *Compress-once
+  deflate* is the picows listener with `--ws-deflate`, its clients offering permessage-deflate: one compressed frame
+  per change for all of them, and no compressor kept per connection (the load generator inflates each message when
+  it decodes them, after the measurement).
 - The peers are the servers of `benchmarks/baselines/`, each answering the same `subscribe` with a small snapshot
   and sending change messages of the same shape and size, encoded once, when the driver asks on stdin (no store,
   no bus, no queues): raw picows (`WSTransport.send` in a loop, picows's defaults and auto-ping), Node `ws`
