@@ -398,8 +398,10 @@ class PicowsListener:
         path = request.path.split(b"?", 1)[0]
         if path != WS_PATH.encode():
             return None
+        if not self.deflate:
+            return PicowsConnection(self)
         accepted = deflate.negotiate(", ".join(request.headers.getall("Sec-WebSocket-Extensions", ())))
-        if not self.deflate or accepted is None:
+        if accepted is None:
             return PicowsConnection(self)
         response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Extensions": accepted})
         return WSUpgradeResponseWithListener(response, PicowsConnection(self, deflate=True))
