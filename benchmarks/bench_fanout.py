@@ -122,6 +122,7 @@ def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = 
         rss_after = rss_kib(target.pid)
         figures: dict[str, Any] = {
             "connections": connections,
+            "client_loop": subscribed.get("loop"),
             "subscribe_s": subscribed["seconds"],
             "rss_before_mib": rss_before / 1024,
             "rss_after_mib": rss_after / 1024,

@@ -65,7 +65,7 @@ FANOUT_METHOD = """\
   (`send` of one Buffer in a loop, a ping timer), websockets (`broadcast()`), python-socketio on uvicorn (one
   `emit` to a room). All ping every 20 s, none compresses.
 - The load generator, `benchmarks/loadgen.py`, is a separate process{pin_loadgen} holding every connection with
-  the picows client (Socket.IO framing for python-socketio). **Latency** is each receive's `time.time()` minus the
+  the picows client on {client_loop} (Socket.IO framing for python-socketio). **Latency** is each receive's `time.time()` minus the
   change's `at` (sheetstream: the commit time; peers: the send time; ms resolution, same clock).
 - **Memory**: the server's VmRSS after all subscriptions minus before, per connection.
 - **Paced**: {paced} changes, one every {interval:.0f} ms; latency p50/p99 over every delivery.
@@ -260,7 +260,9 @@ def render(
 ) -> str:
     """The whole page."""
     pinned = fanout["pinned"]
+    loops = sorted({str(f.get("client_loop")) for runs in fanout["per_run"].values() for f in runs if f.get("client_loop")})
     method = FANOUT_METHOD.format(
+        client_loop=" and ".join(f"`{loop}`" for loop in loops) or "asyncio",
         connections=fanout["connections"],
         send_queue=bench_fanout.SEND_QUEUE_SIZE,
         rows=bench_fanout.CSV_ROWS,
