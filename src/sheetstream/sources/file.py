@@ -11,8 +11,9 @@ Otherwise the read is retried a few times after a short delay, then SourceError 
 monitor tries again later. A writer that pauses longer than `settle_s` between writes can still be read half-way;
 writers should write a temporary file and rename it over the target (atomic replace), which is always safe.
 
-Hints come from watchfiles watching the parent directory (not recursively) for events on the file's name, so
-atomic replace and delete-then-recreate are seen as well as in-place writes.
+Hints come from watching the parent directory (not recursively) for events on the file's name, so atomic replace
+and delete-then-recreate are seen as well as in-place writes; one watch serves every file source of the process
+(`sources.file_watch`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from sheetstream.core.model import Snapshot
 from sheetstream.errors import ConfigError, SourceError
 from sheetstream.sources.base import Fetched, Source
+from sheetstream.sources.file_watch import file_watcher
 from sheetstream.sources.parse import FORMATS, Format, build_snapshot, parse
 
 CONFIG_KEYS = frozenset({"path", "format", "key_column", "settle_s", "poll_interval_s"})
@@ -169,25 +171,7 @@ class FileSource(Source):
 
     async def hints(self) -> AsyncIterator[None]:
         """Yield after each batch of file-system events on the file's name (write, replace, delete, create)."""
-        from watchfiles import awatch  # imported here: only file sources need a watcher
-
-        directory, name = self.path.parent, self.path.name
-        while not directory.is_dir():  # the directory may appear later (a mount, a deploy)
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
-                return
-            except TimeoutError:
-                continue
-        if self._stop.is_set():
-            return
-        async for _changes in awatch(
-            directory,
-            watch_filter=lambda _change, changed: os.path.basename(changed) == name,
-            stop_event=self._stop,
-            recursive=False,
-            debounce=500,
-            step=5,
-        ):
+        async for _ in file_watcher().hints(self.path, self._stop):
             yield None
 
     async def aclose(self) -> None:
