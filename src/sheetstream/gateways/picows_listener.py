@@ -10,6 +10,10 @@ when the transport holds more than its high-water mark (asyncio calls `pause_wri
 connection, `send_queue_size` at most; one more closes the connection with 4008 (slow consumer), as on the ASGI
 path. Client frames go to the same `Hub`: same sessions, routing, store reads and wire protocol.
 
+With `ws_deflate` (`--ws-deflate`), a client that offers permessage-deflate gets it without context takeover on
+either side (`gateways.deflate`): a change is compressed once (`Outgoing.deflated`) and written to every such
+connection through `DEFLATE_LANE`, as `DIRECT_LANE` writes the plain frame.
+
 Limits and close codes are those of the ASGI endpoint: a frame or fragmented message larger than
 `max_frame_bytes` closes with 1009, text that is not UTF-8 with 1007, a keepalive ping unanswered for
 `ping_timeout_s` with 1011, shutdown with 1001. New connections pass the hub's admission checks (connection
