@@ -14,12 +14,12 @@ import orjson
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 from sheetstream.buses.memory import MemoryBus
 from sheetstream.core.model import ChangeSet, SetCell, Snapshot, Tab
 from sheetstream.gateways.local import Hub, websocket_route
-from sheetstream.gateways.picows_listener import PicowsListener
+from sheetstream.gateways.picows_listener import PicowsConnection, PicowsListener
 from sheetstream.runtime.dispatcher import Dispatcher
 from sheetstream.runtime.settings import Settings
 from sheetstream.stores.base import NewSource, Retention, Store
@@ -144,6 +144,35 @@ async def fast_stack(store: Store | None = None, *, settings: Settings | None = 
         await hub.close()
         await bus.close()
         await dispatch_task
+
+
+@contextlib.asynccontextmanager
+async def lagging_beside_normal() -> AsyncIterator[
+    tuple[FastStack, PicowsConnection, ClientConnection, ClientConnection]
+]:
+    """A picows listener and two subscribers of its source: one that reads one message at a time when asked (the
+    lagging one, whose server-side connection is given too) and one that reads as it goes."""
+    async with (
+        fast_stack(settings=Settings(anonymous=True, send_queue_size=1000)) as stack,
+        connect(stack.url, max_queue=1, max_size=None, compression=None) as lagging,
+        connect(stack.url, max_size=None, compression=None) as normal,
+    ):
+        await subscribe(lagging, stack.source)
+        (lagging_id,) = stack.hub.table.subscribers(stack.source)
+        await subscribe(normal, stack.source)
+        yield stack, stack.listener.connections[lagging_id], lagging, normal
+
+
+async def fall_behind(stack: FastStack, normal: ClientConnection, until: Callable[[], bool], what: str) -> int:
+    """Commit 64 KiB changes, each read by `normal`, until `until()` holds (the lagging reader's buffers filled);
+    the last version."""
+    big = "x" * 64 * 1024
+    version = 0
+    while not until():
+        version = (await stack.commit(value=f"{big}{version + 1}")).version
+        assert (await recv(normal))["version"] == version  # sent to both
+        assert version < 500, f"{what} never happened"
+    return version
 
 
 async def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:

@@ -14,7 +14,16 @@ from sheetstream.runtime.settings import Settings
 from tests.e2e.harness import ServerProcess, free_port, write_atomically
 from tests.e2e.harness import wait_for as poll_until
 
-from .conftest import FastStack, fast_stack, recv, send, subscribe, wait_for
+from .conftest import (
+    FastStack,
+    fall_behind,
+    fast_stack,
+    lagging_beside_normal,
+    recv,
+    send,
+    subscribe,
+    wait_for,
+)
 from .rawws import masked_frame, upgrade_request
 
 
@@ -99,23 +108,11 @@ async def test_a_reader_that_falls_behind_then_catches_up_gets_everything_in_ord
 
 
 async def test_a_group_member_that_falls_behind_is_queued_for_then_written_to_with_the_others_again() -> None:
-    async with (
-        fast_stack(settings=Settings(anonymous=True, send_queue_size=1000)) as stack,
-        connect(stack.url, max_queue=1, max_size=None, compression=None) as lagging,
-        connect(stack.url, max_size=None, compression=None) as normal,
-    ):
-        await subscribe(lagging, stack.source)
-        (lagging_id,) = stack.hub.table.subscribers(stack.source)
-        await subscribe(normal, stack.source)
-        conn = stack.listener.connections[lagging_id]
-        big = "x" * 64 * 1024
-        version = 0
-        while conn.queued < 3:  # both in the live group; only the lagging one's transport fills up
-            version = (await stack.commit(value=f"{big}{version + 1}")).version
-            assert (await recv(normal))["version"] == version
-            assert version < 500, "the transport never asked us to hold back"
+    async with lagging_beside_normal() as (stack, conn, lagging, normal):
+        # both in the live group; only the lagging one's transport fills up
+        version = await fall_behind(stack, normal, lambda: conn.queued >= 3, "the transport asking us to hold back")
         group = stack.hub.groups[stack.source]
-        assert conn.direct() is None and lagging_id in group.members  # still a member, pushed to and queued for
+        assert conn.direct() is None and conn.id in group.members  # still a member, pushed to and queued for
         received = [(await recv(lagging, 10))["version"] for _ in range(version)]
         assert received == list(range(1, version + 1))
         version = (await stack.commit()).version

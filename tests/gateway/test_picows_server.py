@@ -11,32 +11,20 @@ from websockets.asyncio.client import connect
 
 from sheetstream.gateways import picows_server
 from sheetstream.gateways.picows_server import buffer_size_in_c
-from sheetstream.runtime.settings import Settings
 
-from .conftest import fast_stack, recv, subscribe
+from .conftest import fall_behind, fast_stack, lagging_beside_normal, recv, subscribe
 
 
 async def test_the_buffer_check_runs_in_c_and_answers_as_asyncio_would() -> None:
-    async with (
-        fast_stack(settings=Settings(anonymous=True, send_queue_size=1000)) as stack,
-        connect(stack.url, max_queue=1, max_size=None, compression=None) as lagging,
-        connect(stack.url, max_size=None, compression=None) as normal,
-    ):
-        await subscribe(lagging, stack.source)
-        (conn_id,) = stack.hub.table.subscribers(stack.source)
-        await subscribe(normal, stack.source)
-        conn = stack.listener.connections[conn_id]
+    async with lagging_beside_normal() as (stack, conn, lagging, normal):
         assert conn.transport is not None
         transport = conn.transport.underlying_transport
         check = transport.get_write_buffer_size
         assert isinstance(check, partial) and check.func is len  # no Python frame when picows calls it
-        asyncio_answer = partial(selector_events._SelectorTransport.get_write_buffer_size, transport)  # type: ignore[attr-defined]
-        big = "x" * 64 * 1024
-        version = 0
-        while asyncio_answer() == 0:  # the reader holds back: the kernel's buffers fill, then asyncio's
-            version = (await stack.commit(value=f"{big}{version + 1}")).version
-            assert (await recv(normal))["version"] == version  # sent to both
-            assert version < 500, "the transport's buffer never filled"
+        in_python = selector_events._SelectorTransport.get_write_buffer_size  # type: ignore[attr-defined]
+        asyncio_answer = partial(in_python, transport)
+        # the reader holds back: the kernel's buffers fill, then asyncio's
+        version = await fall_behind(stack, normal, lambda: asyncio_answer() > 0, "the transport's buffer filling")
         assert check() == asyncio_answer() > 0
         assert [(await recv(lagging, 10))["version"] for _ in range(version)] == list(range(1, version + 1))
         await asyncio.sleep(0.05)  # the last bytes leave asyncio's buffer once the socket takes them

@@ -99,15 +99,21 @@ class _DirectLane:
 DIRECT_LANE: Lane = _DirectLane()
 
 
+def _deflate_frame(out: Outgoing) -> tuple[bytearray, bool]:
+    """What a connection that negotiated permessage-deflate is sent for `out`: the payload, and whether it is
+    compressed (RSV1). Short messages go as they are."""
+    if len(out.data) < deflate.MIN_BYTES:
+        return out.framed, False
+    return out.deflated, True
+
+
 class _DeflateLane:
     """As `_DirectLane`, for connections that negotiated permessage-deflate: one compressed frame for them all."""
 
     def send_all(self, targets: list[WSTransport], out: Outgoing) -> None:
         """Write `out`, compressed once (RSV1 set) unless it is short, to each transport."""
-        if len(out.data) < deflate.MIN_BYTES:
-            DIRECT_LANE.send_all(targets, out)
-            return
-        send = methodcaller("send_reuse_external_bytearray", TEXT, out.deflated, HEADROOM, True, True)
+        payload, compressed = _deflate_frame(out)
+        send = methodcaller("send_reuse_external_bytearray", TEXT, payload, HEADROOM, True, compressed)
         deque(map(send, targets), maxlen=0)
 
 
@@ -184,8 +190,9 @@ class PicowsConnection(WSListener):
         return (DEFLATE_LANE if self.deflate else DIRECT_LANE), transport
 
     def _write(self, out: Outgoing) -> None:
-        if self.deflate and len(out.data) >= deflate.MIN_BYTES:
-            self._send(TEXT, out.deflated, HEADROOM, True, True)  # fin, rsv1: a compressed message
+        if self.deflate:
+            payload, compressed = _deflate_frame(out)
+            self._send(TEXT, payload, HEADROOM, True, compressed)  # fin; rsv1 on a compressed message
         else:
             self._send(TEXT, out.framed, HEADROOM)
 

@@ -46,7 +46,9 @@ def buffer_size_in_c(transport: asyncio.BaseTransport) -> bool:
 
     Returns whether it did. The answer is the same number: the length of the transport's write buffer.
     """
-    if sys.version_info >= (3, 12) or getattr(type(transport), "get_write_buffer_size", None) is not _PYTHON_BUFFER_SIZE:
+    if sys.version_info >= (3, 12):
+        return False
+    if getattr(type(transport), "get_write_buffer_size", None) is not _PYTHON_BUFFER_SIZE:
         return False
     buffer = getattr(transport, "_buffer", None)
     if type(buffer) is not bytearray or transport.get_extra_info("ssl_object") is not None:
