@@ -1,13 +1,13 @@
 """Fan-out benchmark: one change delivered to N WebSocket subscribers, sheetstream side by side with its peers.
 
     python -m benchmarks.bench_fanout [--connections 5000] [--runs 3] [--systems fast,asgi,picows,...]
-                                      [--memory-connections 10000]
+                                      [--memory-connections 10000] [--client native|picows]
 
 Systems (`benchmarks/fanout_systems.py`): sheetstream's picows listener (`fast`) and its ASGI `/v1/ws`
 (`asgi`), and the baselines of `benchmarks/baselines/`: raw picows, Node `ws`, websockets `broadcast()`,
 python-socketio; `fast-untuned` / `asgi-untuned` run sheetstream without its collector tuning (once, in the
-first round). Each run starts
-one system pinned to CPU 0 and the load generator (`benchmarks/loadgen.py`, picows client) pinned to CPU 1:
+first round). Each run starts one system pinned to CPU 0 and the load generator (`benchmarks/loadgen.py`; its
+`native` client by default, a C epoll loop, or `--client picows`) pinned to CPU 1:
 
 - memory: the server's VmRSS before and after the N subscriptions, per connection (at `--memory-connections`
   too, in a run that only connects, subscribes and measures);
@@ -57,6 +57,9 @@ ISOLATED_CHANGES = 20
 REFERENCE = "picows"
 DEFAULT_SYSTEMS = ("fast", "asgi", "picows", "node", "websockets", "socketio", "fast-deflate")
 SATURATED_PCT = 90.0
+CLIENT = "native"
+"""The load generator's client: the C one (`benchmarks/native_client.py`), far cheaper per message than any server
+measured, so that no server's burst is paced by the client."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 __all__ = ["CSV_ROWS", "SEND_QUEUE_SIZE", "SYSTEMS", "run"]
 
@@ -98,7 +101,9 @@ def runqueue_wait_s(pid: int) -> float:
 # --- one run ------------------------------------------------------------------------------------------------------
 
 
-def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = False) -> dict[str, Any]:
+def run_once(
+    name: str, connections: int, workdir: Path, *, memory_only: bool = False, client: str = CLIENT
+) -> dict[str, Any]:
     """Start one system and the load generator, measure, stop both; return the figures."""
     target = make_system(name, workdir)
     loadgen: Child | None = None
@@ -110,7 +115,7 @@ def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = 
             1,
             [
                 sys.executable, "-m", "benchmarks.loadgen", "--url", target.url, "--source", target.source_id,
-                "--connections", str(connections), "--client", "picows", "--protocol", target.protocol,
+                "--connections", str(connections), "--client", client, "--protocol", target.protocol,
                 *target.loadgen_args,
             ],
         )  # fmt: skip
@@ -122,6 +127,7 @@ def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = 
         rss_after = rss_kib(target.pid)
         figures: dict[str, Any] = {
             "connections": connections,
+            "client": subscribed.get("client"),
             "client_loop": subscribed.get("loop"),
             "subscribe_s": subscribed["seconds"],
             "rss_before_mib": rss_before / 1024,
@@ -131,7 +137,7 @@ def run_once(name: str, connections: int, workdir: Path, *, memory_only: bool = 
         if not memory_only:
             figures.update(_paced(target, loadgen))
             figures.update(_burst(target, loadgen))
-            figures.update(_isolated(target, loadgen))
+            figures.update(_isolated(target, loadgen, subscribed.get("pid", loadgen.pid)))
         loadgen.send(cmd="quit")
         loadgen.expect("closed", timeout=120)
         return figures
@@ -243,11 +249,12 @@ def _backlog(by_version_ms: dict[str, list[float]], changes: int = 10) -> dict[s
     }
 
 
-def _isolated(target: System, loadgen: Child) -> dict[str, Any]:
+def _isolated(target: System, loadgen: Child, reader: int) -> dict[str, Any]:
+    """The readers-stopped phase; `reader` is the load generator's process that holds the connections."""
     first = target.version() + 1
     loadgen.send(cmd="mark")
     loadgen.expect("marked", timeout=30)
-    os.kill(loadgen.pid, signal.SIGSTOP)
+    os.kill(reader, signal.SIGSTOP)
     try:
         cpu_before = cpu_seconds(target.pid)
         for _ in range(ISOLATED_CHANGES):
@@ -256,7 +263,7 @@ def _isolated(target: System, loadgen: Child) -> dict[str, Any]:
         time.sleep(0.2)  # the last change's sends: settle() may return as it is committed, before it is sent
         user, system = (after - before for after, before in zip(cpu_seconds(target.pid), cpu_before, strict=True))
     finally:
-        os.kill(loadgen.pid, signal.SIGCONT)
+        os.kill(reader, signal.SIGCONT)
     loadgen.send(cmd="collect", vmin=first, vmax=last, idle_s=20)
     stats = loadgen.expect("stats", timeout=900)
     _report_losses("isolated", stats)
@@ -321,6 +328,7 @@ def run(
     systems: tuple[str, ...] = DEFAULT_SYSTEMS,
     memory_connections: int | None = None,
     progress: IO[str] | None = sys.stderr,
+    client: str = CLIENT,
 ) -> dict[str, Any]:
     """Run every system `runs` times (rotating their order); return figures, medians and ratios to raw picows."""
     per_system: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
@@ -334,7 +342,8 @@ def run(
             for name in order:
                 if name in errors or (r > 0 and name.endswith("-untuned")):
                     continue  # the not-tuned variants run once: they show the pauses, not a median
-                figures = _attempt(name, connections, Path(tmp) / f"{name}-{r}", errors, progress, f"run {r + 1}/{runs}")
+                what = f"run {r + 1}/{runs}"
+                figures = _attempt(name, connections, Path(tmp) / f"{name}-{r}", errors, progress, what, client=client)
                 if figures is not None:
                     figures["load"] = _load()
                     loads.append(figures["load"])
@@ -344,8 +353,9 @@ def run(
                 if name.endswith("-untuned"):
                     continue  # the tuning changes pauses, not memory
                 figures = _attempt(
-                    name, memory_connections, Path(tmp) / f"{name}-mem", {}, progress, "memory", memory_only=True
-                )
+                    name, memory_connections, Path(tmp) / f"{name}-mem", {}, progress, "memory", memory_only=True,
+                    client=client,
+                )  # fmt: skip
                 if figures is not None:
                     memory[name] = figures
     summary = {
@@ -363,7 +373,7 @@ def run(
     return {
         "connections": connections,
         "runs": runs,
-        "client": "picows",
+        "client": client,
         "pinned": shutil.which("taskset") is not None,
         "paced_changes": PACED_CHANGES,
         "paced_interval_s": PACED_INTERVAL_S,
@@ -397,13 +407,14 @@ def _attempt(
     what: str,
     *,
     memory_only: bool = False,
+    client: str = CLIENT,
 ) -> dict[str, Any] | None:
     """One run, its failure recorded in `errors` rather than raised."""
     workdir.mkdir()
     if progress:
         print(f"[fanout] {what}: {name}, {connections} connections, load {_load()} ...", file=progress)
     try:
-        figures = run_once(name, connections, workdir, memory_only=memory_only)
+        figures = run_once(name, connections, workdir, memory_only=memory_only, client=client)
     except BenchError as exc:
         errors[name] = str(exc)
         if progress:
@@ -464,12 +475,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--memory-connections", type=int, help="Also measure memory per idle connection at this N.")
     parser.add_argument("--json", type=Path, help="Also write every figure to this JSON file.")
+    parser.add_argument(
+        "--client",
+        choices=("native", "picows"),
+        default=CLIENT,
+        help="The load generator's client (benchmarks/loadgen.py); native, the C one, is the cheapest per message.",
+    )
     args = parser.parse_args(argv)
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown system(s): {', '.join(sorted(unknown))}")
-    result = run(args.connections, args.runs, systems, args.memory_connections)
+    result = run(args.connections, args.runs, systems, args.memory_connections, client=args.client)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -356,7 +356,8 @@ class Sheetstream:
         self._wait_version(lambda v: v >= 1, "the first read", timeout=30)
         if not self.follow:
             return
-        self.ws = ws_connect(self.url, compression=None, max_size=None, open_timeout=30)
+        # Entered as a context manager (websockets 17 deprecates a bare connect()); closed by stop().
+        self.ws = ws_connect(self.url, compression=None, max_size=None, open_timeout=30).__enter__()
         self.ws.send(orjson.dumps({"type": "subscribe", "id": "driver", "source": self.source_id}).decode())
         self.seen = self._next_version(lambda message: message["type"] == "snapshot", "its snapshot")
 

@@ -18,10 +18,12 @@ the version, the receive time (`time.time()`) and the message's `at`. The driver
   message received (decoding what was kept is not counted: it happens after the messages stopped).
 - `{"cmd": "quit"}`: close every connection and exit.
 
-Two clients are built in: the `websockets` asyncio client and `picows` (a Cython client, much cheaper per message,
-so the load generator is less likely to be the bottleneck). With `--protocol socketio` (picows client only) the
+Three clients: the `websockets` asyncio client, `picows` (a Cython client, much cheaper per message) and `native`
+(`benchmarks/native_client.py`: a C program with one epoll loop holds the connections, cheaper again, so that the
+load generator does not set the pace of the fastest servers). With `--protocol socketio` (picows and native) the
 same messages travel inside Socket.IO packets: the client joins namespace `/`, sends `42["subscribe", {...}]`,
-answers Engine.IO pings and reads `42["message", {...}]`.
+answers Engine.IO pings and reads `42["message", {...}]`. The `subscribed` event names the process that reads
+(`pid`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import gc
 import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -349,6 +352,30 @@ async def wait_for(rec: Recorder, connections: int, vmin: int, vmax: int, idle_s
         await asyncio.sleep(0.02)
 
 
+def emit_stats(
+    rec: Recorder, connections: int, vmin: int, vmax: int, cpu: float, wall: float, wait: float
+) -> None:
+    """Answer a `collect`: the figures of the decoded records in vmin..vmax, then forget them.
+
+    `cpu` and `wall` run from the mark to the last message received; `wait` is the time spent waiting for a CPU.
+    """
+    stats = summarize(rec.records, connections, vmin, vmax)
+    sizes = [size for version, size in rec.frame_bytes.items() if vmin <= version <= vmax]
+    rec.records = []
+    emit(
+        "stats",
+        **stats,
+        frame_bytes=round(sum(sizes) / len(sizes)) if sizes else None,
+        loadgen_cpu_s=cpu,
+        loadgen_wall_s=wall,
+        loadgen_cpu_pct=100 * cpu / wall if wall > 0 else None,
+        loadgen_cpu_per_delivery_us=1e6 * cpu / stats["deliveries"] if stats["deliveries"] else None,
+        loadgen_runqueue_wait_s=wait,
+        dropped=rec.dropped,
+        errors=rec.errors[:5],
+    )
+
+
 async def serve_commands(rec: Recorder, connections: int, stop: asyncio.Event) -> None:
     """Read command lines from stdin and answer them on stdout until `quit` or EOF."""
     loop = asyncio.get_running_loop()
@@ -370,26 +397,11 @@ async def serve_commands(rec: Recorder, connections: int, stop: asyncio.Event) -
         elif cmd == "collect":
             vmin, vmax = int(command["vmin"]), int(command["vmax"])
             cpu_end, wall_end = await wait_for(rec, connections, vmin, vmax, float(command.get("idle_s", 15)))
-            cpu, wall = cpu_end - cpu_mark, wall_end - wall_mark
             wait = runqueue_wait_s() - wait_mark
             rec.decode_raw()
             rec.raw = None
             gc.enable()
-            stats = summarize(rec.records, connections, vmin, vmax)
-            sizes = [size for version, size in rec.frame_bytes.items() if vmin <= version <= vmax]
-            rec.records = []
-            emit(
-                "stats",
-                **stats,
-                frame_bytes=round(sum(sizes) / len(sizes)) if sizes else None,
-                loadgen_cpu_s=cpu,
-                loadgen_wall_s=wall,
-                loadgen_cpu_pct=100 * cpu / wall if wall > 0 else None,
-                loadgen_cpu_per_delivery_us=1e6 * cpu / stats["deliveries"] if stats["deliveries"] else None,
-                loadgen_runqueue_wait_s=wait,
-                dropped=rec.dropped,
-                errors=rec.errors[:5],
-            )
+            emit_stats(rec, connections, vmin, vmax, cpu_end - cpu_mark, wall_end - wall_mark, wait)
         elif cmd == "quit":
             break
     stop.set()
@@ -442,6 +454,7 @@ async def main_async(args: argparse.Namespace) -> None:
         seconds=time.monotonic() - started,
         client=args.client,
         loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+        pid=os.getpid(),
         errors=rec.errors[:5],
     )
     await serve_commands(rec, args.connections, stop)
@@ -455,7 +468,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", required=True, help="ws://host:port/v1/ws")
     parser.add_argument("--source", required=True, help="The source id to subscribe to.")
     parser.add_argument("--connections", type=int, default=5000)
-    parser.add_argument("--client", choices=sorted(CLIENTS), default="websockets")
+    parser.add_argument(
+        "--client",
+        choices=sorted([*CLIENTS, "native"]),
+        default="websockets",
+        help="native: the C client of benchmarks/native_client.py, the cheapest per message.",
+    )
     parser.add_argument("--connect-concurrency", type=int, default=100, help="Connections opening at once.")
     parser.add_argument(
         "--loop",
@@ -464,22 +482,27 @@ def main(argv: list[str] | None = None) -> None:
         help="Event loop (default: uvloop when installed: its loop runs in C, so the client is less of a limit).",
     )
     parser.add_argument(
-        "--deflate", action="store_true", help="Offer permessage-deflate (picows only); messages inflate when decoded."
+        "--deflate",
+        action="store_true",
+        help="Offer permessage-deflate (picows and native); messages inflate when decoded.",
     )
     parser.add_argument(
-        "--protocol", choices=("sheetstream", "socketio"), default="sheetstream", help="socketio: picows only."
+        "--protocol",
+        choices=("sheetstream", "socketio"),
+        default="sheetstream",
+        help="socketio: picows and native only.",
     )
     args = parser.parse_args(argv)
-    if args.deflate:
-        if args.client != "picows":
-            parser.error("--deflate needs --client picows")
-        global DEFLATE
-        DEFLATE = True
-    if args.protocol == "socketio":
-        if args.client != "picows":
-            parser.error("--protocol socketio needs --client picows")
-        global SOCKETIO
-        SOCKETIO = True
+    if args.client == "websockets" and (args.deflate or args.protocol == "socketio"):
+        parser.error("--deflate and --protocol socketio need --client picows or native")
+    if args.client == "native":
+        from benchmarks import native_client
+
+        native_client.main(args, socketio=args.protocol == "socketio", deflate=args.deflate)
+        return
+    global DEFLATE, SOCKETIO
+    DEFLATE = args.deflate
+    SOCKETIO = args.protocol == "socketio"
     if args.loop == "uvloop":
         import uvloop
 

@@ -199,6 +199,10 @@ def acceptance_section(result: dict[str, Any]) -> str:
     )
 
 
+BACKLOG_RATIO = 1.2
+"""A burst whose last changes' median latency exceeds its first ones' by this much fell behind at the client."""
+
+
 def reading(result: dict[str, Any]) -> str:
     """A paragraph on what the figures say and where they stop saying it, from the figures themselves."""
     if "fast" not in result["summary"]:
@@ -248,10 +252,20 @@ def reading(result: dict[str, Any]) -> str:
         if n in result["summary"] and "burst_first_p50_ms" in result["summary"][n]
     ]
     if backlog:
+        behind = [
+            result["labels"][n]
+            for n in result["summary"]
+            if _median(result, n, "burst_last_p50_ms") > BACKLOG_RATIO * _median(result, n, "burst_first_p50_ms")
+        ]
         parts.append(
-            "Burst latencies are partly the load generator's: when a server sends faster than it reads, the client "
-            "falls further behind with each change, and the later changes wait behind the earlier ones there. "
-            "Median latency over the burst's first 10 changes, then over its last 10: " + "; ".join(backlog) + "."
+            "Median latency over the burst's first 10 changes, then over its last 10: " + "; ".join(backlog) + ". "
+            + (
+                "Where the later changes wait longer, the server sent faster than the load generator read "
+                "(" + ", ".join(behind) + "): each change then also waits behind the earlier ones at the client, "
+                "and those burst latencies are partly the client's."
+                if behind
+                else "No latency grew through the burst: the load generator kept up with every server."
+            )
         )
     waits = [_median(result, n, "burst_server_wait_pct") for n in result["summary"]]
     parts.append(

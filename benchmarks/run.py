@@ -65,8 +65,8 @@ FANOUT_METHOD = """\
   (`send` of one Buffer in a loop, a ping timer), websockets (`broadcast()`), python-socketio on uvicorn (one
   `emit` to a room). All ping every 20 s, none compresses.
 - The load generator, `benchmarks/loadgen.py`, is a separate process{pin_loadgen} holding every connection with
-  the picows client on {client_loop} (Socket.IO framing for python-socketio). **Latency** is each receive's `time.time()` minus the
-  change's `at` (sheetstream: the commit time; peers: the send time; ms resolution, same clock).
+  {client} (Socket.IO framing for python-socketio). **Latency** is each message's receive time (wall clock) minus
+  the change's `at` (sheetstream: the commit time; peers: the send time; ms resolution, same clock).
 - **Memory**: the server's VmRSS after all subscriptions minus before, per connection.
 - **Paced**: {paced} changes, one every {interval:.0f} ms; latency p50/p99 over every delivery.
 - **Burst**: {burst} changes, each made as soon as the previous one reached the driver's subscription (peers: as soon
@@ -248,6 +248,19 @@ def node_version() -> str:
         return "not installed"
 
 
+def client_text(fanout: dict[str, Any]) -> str:
+    """How the load generator held its connections in these runs."""
+    if fanout.get("client") == "native":
+        return (
+            "`wsload`, a C program with one epoll loop (`benchmarks/native/wsload.c`, started and read by "
+            "`benchmarks/native_client.py`): while measuring it only stamps each message with its receive time "
+            "and copies it, and nothing is decoded until the messages stopped"
+        )
+    runs = fanout["per_run"].values()
+    loops = sorted({str(f.get("client_loop")) for figures in runs for f in figures if f.get("client_loop")})
+    return "the picows client on " + (" and ".join(f"`{loop}`" for loop in loops) or "asyncio")
+
+
 def render(
     info: dict[str, Any],
     started: datetime,
@@ -260,9 +273,8 @@ def render(
 ) -> str:
     """The whole page."""
     pinned = fanout["pinned"]
-    loops = sorted({str(f.get("client_loop")) for runs in fanout["per_run"].values() for f in runs if f.get("client_loop")})
     method = FANOUT_METHOD.format(
-        client_loop=" and ".join(f"`{loop}`" for loop in loops) or "asyncio",
+        client=client_text(fanout),
         connections=fanout["connections"],
         send_queue=bench_fanout.SEND_QUEUE_SIZE,
         rows=bench_fanout.CSV_ROWS,
