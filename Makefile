@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-js test-fast lint bench soak openapi clean browser
+.PHONY: install run test test-js test-fast lint bench soak openapi clean browser cdeps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: install Debian's 'chromium' package for the browser tests" >&2; fi; }
 
+# The fan-out benchmark's load generator (benchmarks/native/wsload.c) is compiled on first use: a C compiler and
+# zlib's headers, from Debian's packages.
+cdeps:
+	@printf '#include <zlib.h>\n' | cc -E - >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc zlib1g-dev >/dev/null; \
+	  else echo "gcc and zlib's headers are missing: install Debian's 'gcc' and 'zlib1g-dev' for the native load generator" >&2; fi; }
+
 run: install
 	$(BIN)/sheetstream serve --host $(HOST) --port $(PORT) --demo
 
-test: install browser
+test: install browser cdeps
 	$(BIN)/pytest -q
 	$(MAKE) test-js
 
@@ -41,7 +48,7 @@ lint: install
 	$(BIN)/mypy
 
 # BENCH_ARGS="--json bench.json" keeps every figure (python -m benchmarks.run --help).
-bench: install
+bench: install cdeps
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
@@ -54,4 +61,4 @@ openapi: install
 	$(BIN)/sheetstream openapi > docs/openapi.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/native/build

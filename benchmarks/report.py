@@ -212,9 +212,10 @@ def reading(result: dict[str, Any]) -> str:
         _median(result, "fast", "user_cpu_per_delivery_us"),
         _median(result, "fast", "system_cpu_per_delivery_us"),
     )
+    total = _median(result, "fast", "cpu_per_delivery_us")
     parts.append(
-        f"Of the picows listener's {fmt(user + system)} µs of CPU per delivery, {fmt(system)} µs are the kernel's "
-        f"(the socket send itself) and {fmt(user)} µs its own: the send through picows (on asyncio's transport, "
+        f"The picows listener's CPU per delivery, {fmt(total)} µs, splits into the kernel's (the socket send "
+        f"itself; median {fmt(system)} µs) and its own (median {fmt(user)} µs): the send through picows (on asyncio's transport, "
         "its buffer check answered in C), the hub's fan-out to the source's live group (one call "
         "per change for the subscribers in step, looping over their sockets in C; the sessions decide only for "
         "those that are not), and each change's read, diff, commit and refresh request shared by all subscribers."
