@@ -3,7 +3,7 @@
     python -m benchmarks.bench_e2e [--subscribers 1000] [--changes 30] [--listener fast|asgi] [--source file|sheet]
 
 `sheetstream serve` (SQLite store, pinned to CPU 0) watches a CSV file; 1,000 subscribers are held by the load
-generator (`benchmarks/loadgen.py`, picows, pinned to CPU 1) on the picows listener (`--ws-port`, default) or
+generator (`benchmarks/loadgen.py`, its C client `wsload`, pinned to CPU 1) on the picows listener (`--ws-port`, default) or
 the ASGI `/v1/ws`. Each change replaces the file atomically (temporary file + rename, so the source needs no
 settle delay: `settle_s` 0) and is timed from just before the rename to the moment the last subscriber received
 it. Two ways for the server to learn of the write are measured:
@@ -169,7 +169,7 @@ def run(
                 1,
                 [
                     sys.executable, "-m", "benchmarks.loadgen", "--url", server.url, "--source", server.source_id,
-                    "--connections", str(subscribers), "--client", "picows",
+                    "--connections", str(subscribers), "--client", "native",
                 ],
             )  # fmt: skip
             loadgen = Child("load generator", argv, Path(tmp) / "loadgen.log")

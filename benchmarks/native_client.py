@@ -120,7 +120,7 @@ def collect(
         if len(seen) >= expected or waited["idle"]:
             return waited
         # A count alone cannot tell a duplicate or a version outside the range from a missing message.
-        count = waited["count"] + expected - len(seen)
+        count = expected - len(seen)
 
 
 def main(args: argparse.Namespace, socketio: bool, deflate: bool) -> None:

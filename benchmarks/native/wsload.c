@@ -12,7 +12,7 @@
  * and answers each with one JSON line on stdout:
  *
  *   mark              forget what was recorded, mark the CPU and wall clocks     -> {"event":"marked"}
- *   wait N IDLE_S     until N messages were recorded since the mark, or none came for IDLE_S seconds
+ *   wait N IDLE_S     until N messages are recorded (since the mark or the last dump), or none came for IDLE_S s
  *                     -> {"event":"waited","count":..,"idle":..,"cpu_s":..,"wall_s":..,"dropped":..}
  *                     cpu_s and wall_s run from the mark to the last message received
  *   dump PATH         write the recorded messages to PATH and forget them         -> {"event":"dumped","count":..}
@@ -70,10 +70,9 @@ static double started;
 static char errors[MAX_ERRORS][160];
 static int n_errors;
 
-/* What was recorded since the mark. */
+/* What was recorded since the mark or the last dump. */
 static buf_t arena;
 static uint64_t recorded;
-static int measuring;
 static double mark_cpu, mark_wall, last_cpu, last_wall;
 
 /* A pending `wait`. */
@@ -490,7 +489,6 @@ static void command(char *line) {
     if (strcmp(what, "mark") == 0) {
         arena.len = 0;
         recorded = 0;
-        measuring = 1;
         mark_cpu = last_cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         mark_wall = last_wall = clock_s(CLOCK_MONOTONIC);
         printf("{\"event\":\"marked\"}\n");
@@ -505,6 +503,7 @@ static void command(char *line) {
         if (!f || fwrite(arena.data, 1, arena.len, f) != arena.len || fclose(f) != 0) die(arg);
         printf("{\"event\":\"dumped\",\"count\":%llu}\n", (unsigned long long)recorded);
         arena.len = 0;
+        recorded = 0;
     } else if (strcmp(what, "quit") == 0) {
         quitting = 1;
     } else {
@@ -607,7 +606,7 @@ int main(int argc, char **argv) {
             if (events[i].events & EPOLLOUT) flush(c);
             if (c->state != CLOSED && events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readable(c);
         }
-        if (measuring && recorded > before) {
+        if (recorded > before) { /* progress: the clocks `wait` answers with */
             last_cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID);
             last_wall = clock_s(CLOCK_MONOTONIC);
         }
