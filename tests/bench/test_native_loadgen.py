@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -53,8 +52,6 @@ def test_binary_is_rebuilt_when_its_source_is_newer(wsload: Path) -> None:
 @pytest.mark.parametrize("system", ["fast-deflate", "websockets", "socketio"])
 def test_every_phase_delivers_every_version_once(system: str, tmp_path: Path) -> None:
     """A whole benchmark run (paced, burst, readers stopped by SIGSTOP on wsload) through the native client."""
-    if system == "socketio" and importlib.util.find_spec("socketio") is None:
-        pytest.skip("python-socketio is in the bench extra: pip install -e '.[bench]'")
     figures = bench_fanout.run_once(system, 40, tmp_path, client="native")
     assert figures["client"] == "native"
     for phase in ("paced", "burst", "isolated"):
