@@ -1,6 +1,6 @@
 /* wsload: the fan-out benchmark's load generator in C, one epoll loop holding every WebSocket subscriber.
  *
- *   wsload HOST PORT PATH CONNECTIONS SUBSCRIBE [--socketio] [--deflate] [--concurrency K]
+ *   wsload HOST PORT PATH CONNECTIONS SUBSCRIBE [--socketio] [--deflate] [--concurrency K] [--open-timeout S]
  *
  * Every connection upgrades (RFC 6455), sends SUBSCRIBE as a masked text frame and waits for a message whose
  * "type" is "snapshot". With --socketio the same messages travel inside Socket.IO packets: the connection joins
@@ -8,7 +8,8 @@
  * records 42[...] events. With --deflate it offers permessage-deflate and keeps compressed payloads as they came
  * (the RSV1 flag is recorded); only the messages read before a connection's snapshot are inflated here.
  *
- * Once all connections have their snapshot (or failed), it prints one JSON line, then reads commands on stdin
+ * At most K connections (default 100) are opening at once; one without its snapshot S seconds (default 120) after
+ * it started to connect has failed. Once all connections have their snapshot (or failed), it prints one JSON line, then reads commands on stdin
  * and answers each with one JSON line on stdout:
  *
  *   mark              forget what was recorded, mark the CPU and wall clocks     -> {"event":"marked"}
@@ -52,6 +53,7 @@ typedef struct {
     uint32_t index;
     enum state state;
     int writing;   /* EPOLLOUT is armed */
+    double opened; /* when it started to connect (CLOCK_MONOTONIC) */
     buf_t in;      /* bytes read but not yet a whole frame */
     buf_t msg;     /* a fragmented message being put together */
     int msg_rsv1;
@@ -64,7 +66,7 @@ static const char *host, *port, *path, *subscribe;
 static struct addrinfo *addr;
 
 static int next_conn, opening, subscribed, failed, dropped;
-static double started;
+static double started, open_timeout_s = 120;
 
 #define MAX_ERRORS 5
 static char errors[MAX_ERRORS][160];
@@ -225,6 +227,7 @@ static void open_conn(conn_t *c) {
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->state = CONNECTING;
+    c->opened = clock_s(CLOCK_MONOTONIC);
     opening++;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
@@ -235,6 +238,19 @@ static void open_conn(conn_t *c) {
 
 static void open_next(void) {
     while (opening < concurrency && next_conn < n_conns) open_conn(&conns[next_conn++]);
+}
+
+/* Fail the connections that have been opening for longer than the timeout (checked once a second). */
+static void expire_opening(void) {
+    static double checked;
+    double now = clock_s(CLOCK_MONOTONIC);
+    if (now - checked < 1) return;
+    checked = now;
+    for (int i = 0; i < next_conn; i++) {
+        conn_t *c = &conns[i];
+        if (c->state >= CONNECTING && c->state <= OPEN && now - c->opened > open_timeout_s)
+            lost(c, "no snapshot within %.0f s", open_timeout_s);
+    }
 }
 
 static void connected(conn_t *c) {
@@ -534,7 +550,8 @@ static void stdin_readable(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: wsload HOST PORT PATH CONNECTIONS SUBSCRIBE [--socketio] [--deflate] [--concurrency K]\n");
+            "usage: wsload HOST PORT PATH CONNECTIONS SUBSCRIBE [--socketio] [--deflate] [--concurrency K]\n"
+            "              [--open-timeout S]\n");
     exit(2);
 }
 
@@ -552,10 +569,12 @@ int main(int argc, char **argv) {
             offer_deflate = 1;
         else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc)
             concurrency = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--open-timeout") == 0 && i + 1 < argc)
+            open_timeout_s = atof(argv[++i]);
         else
             usage();
     }
-    if (n_conns <= 0 || concurrency <= 0) usage();
+    if (n_conns <= 0 || concurrency <= 0 || open_timeout_s <= 0) usage();
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int rc = getaddrinfo(host, port, &hints, &addr);
     if (rc != 0) {
@@ -611,6 +630,7 @@ int main(int argc, char **argv) {
             last_wall = clock_s(CLOCK_MONOTONIC);
         }
         check_wait();
+        if (!reported) expire_opening();
     }
     int open_count = 0;
     for (int i = 0; i < n_conns; i++) {

@@ -6,7 +6,9 @@ import asyncio
 import os
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -67,19 +69,18 @@ def test_every_phase_delivers_every_version_once(system: str, tmp_path: Path) ->
         )
 
 
-def test_a_refused_upgrade_is_a_failed_connection_with_its_reason(wsload: Path) -> None:
-    async def scenario() -> dict[str, object]:
-        async def not_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-            writer.close()
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
-        server = await asyncio.start_server(not_websocket, "127.0.0.1", 0)
+
+def subscribe_against(wsload: Path, handler: Handler, connections: int, *options: str) -> dict[str, Any]:
+    """Run wsload against a TCP server of `handler` until every connection settled; its `subscribed` answer."""
+
+    async def scenario() -> dict[str, Any]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
             process = await asyncio.create_subprocess_exec(
-                str(wsload), "127.0.0.1", str(port), "/v1/ws", "3", '{"type":"subscribe"}',
+                str(wsload), "127.0.0.1", str(port), "/v1/ws", str(connections), '{"type":"subscribe"}', *options,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             )  # fmt: skip
             assert process.stdout is not None and process.stdin is not None
@@ -89,13 +90,37 @@ def test_a_refused_upgrade_is_a_failed_connection_with_its_reason(wsload: Path) 
             closed = orjson.loads(await asyncio.wait_for(process.stdout.readline(), 10))
             assert closed["event"] == "closed"
             assert await process.wait() == 0
-            return orjson.loads(line)  # type: ignore[no-any-return]
+            subscribed: dict[str, Any] = orjson.loads(line)
+            assert subscribed["event"] == "subscribed"
+            return subscribed
 
-    subscribed = asyncio.run(scenario())
-    assert subscribed["event"] == "subscribed"
+    return asyncio.run(scenario())
+
+
+def test_a_refused_upgrade_is_a_failed_connection_with_its_reason(wsload: Path) -> None:
+    async def not_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    subscribed = subscribe_against(wsload, not_websocket, 3)
     assert subscribed["connections"] == 0
     assert subscribed["failed"] == 3
-    assert "upgrade refused: HTTP/1.1 404 Not Found" in subscribed["errors"][0]  # type: ignore[index]
+    assert "upgrade refused: HTTP/1.1 404 Not Found" in subscribed["errors"][0]
+
+
+def test_a_server_that_never_answers_fails_after_the_open_timeout(wsload: Path) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # say nothing until wsload gives up and closes
+        writer.close()
+        await writer.wait_closed()
+
+    subscribed = subscribe_against(wsload, silent, 2, "--open-timeout", "1")
+    assert subscribed["connections"] == 0
+    assert subscribed["failed"] == 2
+    assert subscribed["seconds"] >= 1
+    assert "no snapshot within 1 s" in subscribed["errors"][0]
 
 
 def test_usage_error_names_the_arguments(wsload: Path) -> None:
