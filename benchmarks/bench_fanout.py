@@ -9,8 +9,7 @@ python-socketio; `fast-untuned` / `asgi-untuned` run sheetstream without its col
 first round). Each run starts one system pinned to CPU 0 and the load generator (`benchmarks/loadgen.py`; its
 `native` client by default, a C epoll loop, or `--client picows`) pinned to CPU 1:
 
-- memory: the server's VmRSS before and after the N subscriptions, per connection (at `--memory-connections`
-  too, in a run that only connects, subscribes and measures);
+- memory: the server's VmRSS before and after the N subscriptions, per connection;
 - paced: 20 changes, one every 200 ms: per-delivery latency (receive time - the change's `at`) p50/p99;
 - burst: 50 changes, each made as soon as the previous one is committed (or sent): deliveries/s, latency
   p50/p99, the server's CPU time per delivery, and the load generator's CPU share (a run where it is above
@@ -19,6 +18,9 @@ first round). Each run starts one system pinned to CPU 0 and the load generator 
   per delivery when no reader runs, so that neither the client's pace nor waking it up weighs on the figure (the
   messages wait in the sockets' receive buffers, and every one must still arrive once the readers resume);
 - correctness: every client must get every version exactly once (missing and duplicates are counted).
+
+`--memory-connections M` adds one more run of each system at M connections, with the same phases: memory per
+idle connection at M, and the fan-out figures at M.
 
 `run()` returns every run's figures, medians and the ratios of each system to raw picows; `benchmarks/run.py`
 turns them into docs/benchmarks.md.
@@ -101,9 +103,7 @@ def runqueue_wait_s(pid: int) -> float:
 # --- one run ------------------------------------------------------------------------------------------------------
 
 
-def run_once(
-    name: str, connections: int, workdir: Path, *, memory_only: bool = False, client: str = CLIENT
-) -> dict[str, Any]:
+def run_once(name: str, connections: int, workdir: Path, *, client: str = CLIENT) -> dict[str, Any]:
     """Start one system and the load generator, measure, stop both; return the figures."""
     target = make_system(name, workdir)
     loadgen: Child | None = None
@@ -134,10 +134,9 @@ def run_once(
             "rss_after_mib": rss_after / 1024,
             "mem_per_conn_kib": (rss_after - rss_before) / connections,
         }
-        if not memory_only:
-            figures.update(_paced(target, loadgen))
-            figures.update(_burst(target, loadgen))
-            figures.update(_isolated(target, loadgen, subscribed.get("pid", loadgen.pid)))
+        figures.update(_paced(target, loadgen))
+        figures.update(_burst(target, loadgen))
+        figures.update(_isolated(target, loadgen, subscribed.get("pid", loadgen.pid)))
         loadgen.send(cmd="quit")
         loadgen.expect("closed", timeout=120)
         return figures
@@ -334,6 +333,7 @@ def run(
     per_system: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     memory: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
+    memory_errors: dict[str, str] = {}
     loads: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         for r in range(runs):
@@ -352,10 +352,9 @@ def run(
             for name in systems:
                 if name.endswith("-untuned"):
                     continue  # the tuning changes pauses, not memory
-                figures = _attempt(
-                    name, memory_connections, Path(tmp) / f"{name}-mem", {}, progress, "memory", memory_only=True,
-                    client=client,
-                )  # fmt: skip
+                what = f"{memory_connections:,} connections"
+                workdir = Path(tmp) / f"{name}-mem"
+                figures = _attempt(name, memory_connections, workdir, memory_errors, progress, what, client=client)
                 if figures is not None:
                     memory[name] = figures
     summary = {
@@ -386,6 +385,7 @@ def run(
         "ratios": ratios,
         "memory_connections": memory_connections,
         "memory": memory,
+        "memory_errors": memory_errors,
         "saturated_runs": {
             name: sum(1 for f in figures if f.get("loadgen_saturated")) for name, figures in per_system.items()
         },
@@ -406,7 +406,6 @@ def _attempt(
     progress: IO[str] | None,
     what: str,
     *,
-    memory_only: bool = False,
     client: str = CLIENT,
 ) -> dict[str, Any] | None:
     """One run, its failure recorded in `errors` rather than raised."""
@@ -414,7 +413,7 @@ def _attempt(
     if progress:
         print(f"[fanout] {what}: {name}, {connections} connections, load {_load()} ...", file=progress)
     try:
-        figures = run_once(name, connections, workdir, memory_only=memory_only, client=client)
+        figures = run_once(name, connections, workdir, client=client)
     except BenchError as exc:
         errors[name] = str(exc)
         if progress:
@@ -432,8 +431,6 @@ def _load() -> str:
 
 
 def _one_line(f: dict[str, Any]) -> str:
-    if "burst_rate" not in f:
-        return f"mem/conn {f['mem_per_conn_kib']:.1f} KiB, subscribe {f['subscribe_s']:.1f} s"
     return (
         f"mem/conn {f['mem_per_conn_kib']:.1f} KiB, paced p50/p99 {f['paced_p50_ms']:.0f}/{f['paced_p99_ms']:.0f} ms, "
         f"burst {f['burst_rate']:.0f}/s p50/p99 {f['burst_p50_ms']:.0f}/{f['burst_p99_ms']:.0f} ms, "
@@ -458,7 +455,9 @@ def print_report(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
             cells += (f"{median:10.1f}" + (f" ({ratio:5.2f}x)" if ratio is not None else "")).rjust(22)
         print(f"{label:58}{cells}", file=out)
     for name, figures in result["memory"].items():
-        print(f"memory at {result['memory_connections']} connections, {name}: {figures['mem_per_conn_kib']:.1f} KiB", file=out)
+        print(f"{result['memory_connections']} connections, {name}: " + _one_line(figures), file=out)
+    for name, error in result.get("memory_errors", {}).items():
+        print(f"{name} FAILED at {result['memory_connections']} connections: {error}", file=out)
     for name, counts in result["correctness"].items():
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), file=out)
     for name, error in result["errors"].items():

@@ -97,18 +97,8 @@ def fanout_section(result: dict[str, Any], command: str, plots: list[str]) -> st
             row.append(cell)
         rows.append(row)
     out += [table(header, rows), ""]
-    if result["memory"]:
-        mem_rows = [
-            [labels[n], f"**{fmt(f['mem_per_conn_kib'])}**", fmt(f["rss_after_mib"]), fmt(f["subscribe_s"])]
-            for n, f in result["memory"].items()
-        ]
-        out += [
-            f"**Memory per idle connection at {result['memory_connections']:,} connections** (one run each: "
-            "connect, subscribe, wait a second, read VmRSS):",
-            "",
-            table(["system", "KiB per connection", "server RSS (MiB)", "time to subscribe (s)"], mem_rows),
-            "",
-        ]
+    if result["memory"] or result.get("memory_errors"):
+        out += [large_section(result), ""]
     out += [gc_section(result), acceptance_section(result), reading(result), ""]
     out += [f"![{p}]({p})" for p in plots]
     if plots:
@@ -275,6 +265,46 @@ def reading(result: dict[str, Any]) -> str:
         "delivery does."
     )
     return " ".join(parts) + "\n"
+
+
+LARGE_FIGURES = [
+    ("burst_rate", "burst deliveries/s"),
+    ("burst_p50_ms", "burst p50 (ms)"),
+    ("burst_p99_ms", "burst p99 (ms)"),
+    ("paced_p99_ms", "paced p99 (ms)"),
+    ("cpu_per_delivery_us", "CPU per delivery (µs)"),
+    ("isolated_cpu_per_delivery_us", "readers stopped (µs)"),
+]
+
+
+def large_section(result: dict[str, Any]) -> str:
+    """The run of each system at `memory_connections`: memory per idle connection, and the fan-out figures."""
+    runs, labels = result["memory"], result["labels"]
+    reference = runs.get(bench_fanout.REFERENCE, {})
+    header = ["system", "KiB per connection", "server RSS (MiB)", "time to subscribe (s)"]
+    header += [label for _, label in LARGE_FIGURES] + ["loadgen CPU %", "missing, duplicated, dropped"]
+    rows = []
+    for name, f in runs.items():
+        row = [labels[name], f"**{fmt(f['mem_per_conn_kib'])}**", fmt(f["rss_after_mib"]), fmt(f["subscribe_s"])]
+        for key, _ in LARGE_FIGURES:
+            cell = fmt(f.get(key))
+            base = reference.get(key)
+            if base and f.get(key) is not None:
+                cell += f" ({f[key] / base:.2f}x)"
+            row.append(cell)
+        lost = sum(int(f.get(key, 0)) for key in bench_fanout.CORRECTNESS)
+        row += [fmt(f.get("burst_loadgen_cpu_pct")), str(lost)]
+        rows.append(row)
+    lines = [
+        f"**At {result['memory_connections']:,} connections** (one run each, the same phases; memory per idle "
+        "connection read after every subscription, before the first change; in brackets the ratio to raw "
+        "picows in this pass):",
+        "",
+        table(header, rows),
+    ]
+    for name, error in result.get("memory_errors", {}).items():
+        lines += ["", f"{labels[name]} failed at {result['memory_connections']:,} connections: {error}"]
+    return "\n".join(lines)
 
 
 def per_run_table(result: dict[str, Any]) -> str:

@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         "--memory-connections",
         type=int,
         default=10_000,
-        help="Memory per idle connection at this N (0: skip).",
+        help="One more fan-out run per system at this N, memory per idle connection included (0: skip).",
     )
     parser.add_argument("--e2e-subscribers", type=int, default=1000)
     parser.add_argument("--skip-diff", action="store_true", help="Do not run benchmarks/bench_diff.py.")
