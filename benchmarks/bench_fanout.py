@@ -1,7 +1,7 @@
 """Fan-out benchmark: one change delivered to N WebSocket subscribers, sheetstream side by side with its peers.
 
     python -m benchmarks.bench_fanout [--connections 5000] [--runs 3] [--systems fast,asgi,picows,...]
-                                      [--memory-connections 10000] [--client native|picows]
+                                      [--large-connections 10000] [--client native|picows]
 
 Systems (`benchmarks/fanout_systems.py`): sheetstream's picows listener (`fast`) and its ASGI `/v1/ws`
 (`asgi`), and the baselines of `benchmarks/baselines/`: raw picows, Node `ws`, websockets `broadcast()`,
@@ -19,7 +19,7 @@ first round). Each run starts one system pinned to CPU 0 and the load generator 
   messages wait in the sockets' receive buffers, and every one must still arrive once the readers resume);
 - correctness: every client must get every version exactly once (missing and duplicates are counted).
 
-`--memory-connections M` adds one more run of each system at M connections, with the same phases: memory per
+`--large-connections M` adds one more run of each system at M connections, with the same phases: memory per
 idle connection at M, and the fan-out figures at M.
 
 `run()` returns every run's figures, medians and the ratios of each system to raw picows; `benchmarks/run.py`
@@ -325,15 +325,15 @@ def run(
     connections: int = 5000,
     runs: int = 3,
     systems: tuple[str, ...] = DEFAULT_SYSTEMS,
-    memory_connections: int | None = None,
+    large_connections: int | None = None,
     progress: IO[str] | None = sys.stderr,
     client: str = CLIENT,
 ) -> dict[str, Any]:
     """Run every system `runs` times (rotating their order); return figures, medians and ratios to raw picows."""
     per_system: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
-    memory: dict[str, dict[str, Any]] = {}
+    large: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
-    memory_errors: dict[str, str] = {}
+    large_errors: dict[str, str] = {}
     loads: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         for r in range(runs):
@@ -348,15 +348,15 @@ def run(
                     figures["load"] = _load()
                     loads.append(figures["load"])
                     per_system[name].append(figures)
-        if memory_connections:
+        if large_connections:
             for name in systems:
                 if name.endswith("-untuned"):
-                    continue  # the tuning changes pauses, not memory
-                what = f"{memory_connections:,} connections"
-                workdir = Path(tmp) / f"{name}-mem"
-                figures = _attempt(name, memory_connections, workdir, memory_errors, progress, what, client=client)
+                    continue  # the not-tuned variants run once, at the main N
+                what = f"{large_connections:,} connections"
+                workdir = Path(tmp) / f"{name}-large"
+                figures = _attempt(name, large_connections, workdir, large_errors, progress, what, client=client)
                 if figures is not None:
-                    memory[name] = figures
+                    large[name] = figures
     summary = {
         name: {metric: summarize([f.get(metric) for f in figures]) for metric in METRICS}
         for name, figures in per_system.items()
@@ -383,9 +383,9 @@ def run(
         "per_run": per_system,
         "summary": summary,
         "ratios": ratios,
-        "memory_connections": memory_connections,
-        "memory": memory,
-        "memory_errors": memory_errors,
+        "large_connections": large_connections,
+        "large": large,
+        "large_errors": large_errors,
         "saturated_runs": {
             name: sum(1 for f in figures if f.get("loadgen_saturated")) for name, figures in per_system.items()
         },
@@ -454,10 +454,10 @@ def print_report(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
             ratio = result["ratios"].get(name, {}).get(metric)
             cells += (f"{median:10.1f}" + (f" ({ratio:5.2f}x)" if ratio is not None else "")).rjust(22)
         print(f"{label:58}{cells}", file=out)
-    for name, figures in result["memory"].items():
-        print(f"{result['memory_connections']} connections, {name}: " + _one_line(figures), file=out)
-    for name, error in result.get("memory_errors", {}).items():
-        print(f"{name} FAILED at {result['memory_connections']} connections: {error}", file=out)
+    for name, figures in result["large"].items():
+        print(f"{result['large_connections']} connections, {name}: " + _one_line(figures), file=out)
+    for name, error in result["large_errors"].items():
+        print(f"{name} FAILED at {result['large_connections']} connections: {error}", file=out)
     for name, counts in result["correctness"].items():
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), file=out)
     for name, error in result["errors"].items():
@@ -472,7 +472,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--systems", default=",".join(DEFAULT_SYSTEMS), help=f"Comma-separated, of: {', '.join(SYSTEMS)}."
     )
-    parser.add_argument("--memory-connections", type=int, help="Also measure memory per idle connection at this N.")
+    parser.add_argument(
+        "--large-connections",
+        type=int,
+        help="One more run per system at this N (every phase; memory per idle connection included).",
+    )
     parser.add_argument("--json", type=Path, help="Also write every figure to this JSON file.")
     parser.add_argument(
         "--client",
@@ -485,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown system(s): {', '.join(sorted(unknown))}")
-    result = run(args.connections, args.runs, systems, args.memory_connections, client=args.client)
+    result = run(args.connections, args.runs, systems, args.large_connections, client=args.client)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

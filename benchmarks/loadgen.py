@@ -74,12 +74,17 @@ class Recorder:
         self.expected = 0
         self.snapshot_waiters: dict[int, asyncio.Future[None]] = {}
 
-    def on_message(self, index: int, payload: bytes | str) -> bool:
-        """Handle one text frame; True when it was the connection's snapshot."""
+    def decode(self, payload: bytes | str) -> tuple[dict[str, Any], int]:
+        """A text frame's message (inflated if it came compressed, taken out of its Socket.IO event) and its size
+        on the wire."""
         size = len(payload)
         if isinstance(payload, Deflated):
             payload = inflate(payload)
-        return self.on_decoded(index, orjson.loads(payload), size)
+        return (orjson.loads(payload[2:])[1] if self.socketio else orjson.loads(payload)), size
+
+    def on_message(self, index: int, payload: bytes | str) -> bool:
+        """Handle one text frame; True when it was the connection's snapshot."""
+        return self.on_decoded(index, *self.decode(payload))
 
     def on_decoded(self, index: int, message: dict[str, Any], size: int, received: float | None = None) -> bool:
         """Handle one decoded message of `size` bytes on the wire, received at `received` (`time.time()`, now if
@@ -106,11 +111,7 @@ class Recorder:
         """Decode the messages kept since the mark into `records` (and errors); keep recording raw ones."""
         raw, self.raw = self.raw or [], []
         for index, payload, received in raw:
-            size = len(payload)
-            if isinstance(payload, Deflated):
-                payload = inflate(payload)
-            message = orjson.loads(payload[2:])[1] if self.socketio else orjson.loads(payload)
-            self.on_decoded(index, message, size, received)
+            self.on_decoded(index, *self.decode(payload), received)
 
     def on_failure(self, index: int, exc: BaseException) -> None:
         """A connection could not connect or subscribe."""
@@ -192,7 +193,7 @@ def picows_factory(index: int, source: str, rec: Recorder, socketio: bool = Fals
 
     def socketio_packet(transport: Any, payload: bytes) -> None:
         if payload.startswith(b"42"):  # an event: ["message", {...}]
-            rec.on_decoded(index, orjson.loads(payload[2:])[1], len(payload))
+            rec.on_message(index, payload)
         elif payload == b"2":  # Engine.IO ping
             transport.send(WSMsgType.TEXT, b"3")
         elif payload.startswith(b"0"):  # Engine.IO open: join the default namespace

@@ -97,7 +97,7 @@ def fanout_section(result: dict[str, Any], command: str, plots: list[str]) -> st
             row.append(cell)
         rows.append(row)
     out += [table(header, rows), ""]
-    if result["memory"] or result.get("memory_errors"):
+    if result["large"] or result["large_errors"]:
         out += [large_section(result), ""]
     out += [gc_section(result), acceptance_section(result), reading(result), ""]
     out += [f"![{p}]({p})" for p in plots]
@@ -176,9 +176,9 @@ def acceptance_section(result: dict[str, Any]) -> str:
             if worse:
                 behind.append(f"{bench_fanout.METRICS[metric]} vs {result['labels'][peer]}")
     rows.append([TARGETS["peers"], "yes" if not behind else "behind on: " + "; ".join(behind)])
-    if "fast" in result["memory"]:
-        target = TARGETS["memory"].format(n=result["memory_connections"])
-        rows.append([target, f"{fmt(result['memory']['fast']['mem_per_conn_kib'])} KiB"])
+    if "fast" in result["large"]:
+        target = TARGETS["memory"].format(n=result["large_connections"])
+        rows.append([target, f"{fmt(result['large']['fast']['mem_per_conn_kib'])} KiB"])
     return "\n".join(
         [
             "**The picows listener against the issue's targets** (medians of this run):",
@@ -278,8 +278,8 @@ LARGE_FIGURES = [
 
 
 def large_section(result: dict[str, Any]) -> str:
-    """The run of each system at `memory_connections`: memory per idle connection, and the fan-out figures."""
-    runs, labels = result["memory"], result["labels"]
+    """The run of each system at `large_connections`: memory per idle connection, and the fan-out figures."""
+    runs, labels = result["large"], result["labels"]
     reference = runs.get(bench_fanout.REFERENCE, {})
     header = ["system", "KiB per connection", "server RSS (MiB)", "time to subscribe (s)"]
     header += [label for _, label in LARGE_FIGURES] + ["loadgen CPU %", "missing, duplicated, dropped"]
@@ -296,14 +296,14 @@ def large_section(result: dict[str, Any]) -> str:
         row += [fmt(f.get("burst_loadgen_cpu_pct")), str(lost)]
         rows.append(row)
     lines = [
-        f"**At {result['memory_connections']:,} connections** (one run each, the same phases; memory per idle "
+        f"**At {result['large_connections']:,} connections** (one run each, the same phases; memory per idle "
         "connection read after every subscription, before the first change; in brackets the ratio to raw "
         "picows in this pass):",
         "",
         table(header, rows),
     ]
-    for name, error in result.get("memory_errors", {}).items():
-        lines += ["", f"{labels[name]} failed at {result['memory_connections']:,} connections: {error}"]
+    for name, error in result["large_errors"].items():
+        lines += ["", f"{labels[name]} failed at {result['large_connections']:,} connections: {error}"]
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Run every benchmark and (re)write docs/benchmarks.md with the figures, the machine and how they were measured.
 
-    python -m benchmarks.run [--connections 5000] [--runs 3] [--memory-connections 10000] [--output docs/benchmarks.md]
+    python -m benchmarks.run [--connections 5000] [--runs 3] [--large-connections 10000] [--output docs/benchmarks.md]
 
 `make bench` runs this: the fan-out benchmark (`benchmarks/bench_fanout.py`, sheetstream beside raw picows,
 Node `ws`, websockets `broadcast()` and python-socketio), the end-to-end benchmark (`benchmarks/bench_e2e.py`) and
@@ -310,10 +310,10 @@ def main(argv: list[str] | None = None) -> None:
         "--systems", default=",".join(bench_fanout.SYSTEMS), help="Fan-out systems, comma-separated."
     )
     parser.add_argument(
-        "--memory-connections",
+        "--large-connections",
         type=int,
         default=10_000,
-        help="One more fan-out run per system at this N, memory per idle connection included (0: skip).",
+        help="One more run per system at this N (every phase; memory per idle connection included; 0: skip).",
     )
     parser.add_argument("--e2e-subscribers", type=int, default=1000)
     parser.add_argument("--skip-diff", action="store_true", help="Do not run benchmarks/bench_diff.py.")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started, t0 = datetime.now(UTC), time.monotonic()
     info = machine()
-    fanout = bench_fanout.run(args.connections, args.runs, systems, args.memory_connections or None)
+    fanout = bench_fanout.run(args.connections, args.runs, systems, args.large_connections or None)
     bench_fanout.print_report(fanout)
     e2e = {
         source: (None, "skipped")
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     info["load_after"] = load_average()
     command = (
         f"python -m benchmarks.bench_fanout --connections {args.connections} --runs {args.runs} "
-        f"--systems {','.join(systems)} --memory-connections {args.memory_connections}"
+        f"--systems {','.join(systems)} --large-connections {args.large_connections}"
     )
     results = {
         "info": info,
